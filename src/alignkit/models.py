@@ -1,0 +1,139 @@
+"""Model names, loading and saving.
+
+Anywhere alignkit accepts a model, it accepts one of the offline asset names below, a local folder
+(a plain Hugging Face folder with safetensors) or a hub id (needs network). Loading is safe by default:
+safetensors only (``use_safetensors=True`` for local folders) and ``trust_remote_code=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from alignkit.errors import AlignkitError
+
+CAUSAL_LM_ALIASES = ("smollm2-135m-instruct", "tiny-random-llama")
+ENCODER_ALIASES = ("minilm-l6",)
+MODEL_ALIASES = CAUSAL_LM_ALIASES + ENCODER_ALIASES
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> str:
+    """Map an alias to its prepared cache folder, keep local folders, pass anything else on as a hub id."""
+    name = str(name_or_path)
+    if name in MODEL_ALIASES:
+        from alignkit import assets
+
+        return str(assets.prepare(name))
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise AlignkitError(f"model path {name!r} is a file; give a model folder (with config.json) "
+                                f"or one of: {', '.join(MODEL_ALIASES)}")
+        if not (p / "config.json").exists():
+            raise AlignkitError(f"model folder {name!r} has no config.json; give a Hugging Face model folder")
+        return str(p)
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith(
+        (".json", ".safetensors", ".bin", ".gguf"))
+    if looks_like_path:
+        raise AlignkitError(f"model folder {name!r} does not exist; give an existing folder, a hub id, "
+                            f"or one of: {', '.join(MODEL_ALIASES)}")
+    if "/" not in name:
+        raise AlignkitError(f"unknown model {name!r}; use one of: {', '.join(MODEL_ALIASES)}, "
+                            "a local folder, or a hub id like 'org/name'")
+    return name  # hub id
+
+
+def _hub_error(name: str, exc: Exception) -> AlignkitError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return AlignkitError(f"could not load model {name!r} from the hub ({first[:160]}); check the id and your "
+                         "network, or give a local folder / an alias from 'alignkit assets list'")
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    return tok
+
+
+def load_causal_lm(name_or_path: str | os.PathLike, *, dtype: str = "float32", device: str | None = None,
+                   trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` for a causal LM. The tokenizer always has a pad token."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    name = str(name_or_path)
+    path = resolve_model(name)
+    if name in ENCODER_ALIASES:
+        raise AlignkitError(f"{name!r} is a sentence encoder, not a causal LM; use one of: "
+                            f"{', '.join(CAUSAL_LM_ALIASES)}")
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+                   "auto": "auto"}.get(dtype)
+    if torch_dtype is None:
+        raise AlignkitError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto")
+    local = Path(path).exists()
+    try:
+        tok = load_tokenizer(path, trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+            **({"use_safetensors": True} if local else {}))
+    except AlignkitError:
+        raise
+    except OSError as exc:
+        if local:
+            raise AlignkitError(f"could not load model folder {path!r}: {str(exc).splitlines()[0][:200]} "
+                                "(alignkit loads safetensors weights only)") from None
+        raise _hub_error(name, exc) from None
+    except ValueError as exc:
+        raise AlignkitError(f"model {name!r} is not a causal LM that transformers can load: "
+                            f"{str(exc).splitlines()[0][:200]}") from None
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    if device:
+        model.to(device)
+    return model, tok
+
+
+def load_encoder(name: str = "minilm-l6") -> tuple[Any, Any]:
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, **({"use_safetensors": True} if Path(path).exists() else {}))
+    except OSError as exc:
+        raise _hub_error(name, exc) from None
+    return model, tok
+
+
+def save_with_card(model, tokenizer, out_dir: str | os.PathLike, card: dict[str, Any]) -> Path:
+    """Save a plain Hugging Face folder (safetensors) with a model card and ``alignkit.json``."""
+    from alignkit import __version__
+    from alignkit.io import atomic_write_text, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    card = {"alignkit_version": __version__, **card}
+    write_json(out / "alignkit.json", card)
+    lines = ["---", "library_name: transformers", "tags: [alignkit]", "---", "",
+             f"# {card.get('title', 'alignkit model')}", ""]
+    for k, v in card.items():
+        if k == "title":
+            continue
+        if isinstance(v, (dict, list)):
+            v = "\n\n```json\n" + json.dumps(v, indent=2, default=str) + "\n```"
+        lines.append(f"- **{k}**: {v}")
+    lines += ["", "Load with `AutoModelForCausalLM.from_pretrained(folder)`; no custom code is needed.", ""]
+    atomic_write_text(out / "README.md", "\n".join(lines))
+    return out

@@ -1,0 +1,83 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from alignkit import assets
+from alignkit.errors import AlignkitError
+from alignkit.models import load_causal_lm, resolve_model, save_with_card
+
+
+def run_cli(*args: str, env=None):
+    return subprocess.run([sys.executable, "-m", "alignkit.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_assets_list_shows_three_ready_models(tiny_model_path, smollm2_path):
+    r = run_cli("assets", "list")
+    assert r.returncode == 0, r.stderr
+    for name in ("smollm2-135m-instruct", "minilm-l6", "tiny-random-llama"):
+        assert name in r.stdout
+        assert assets.is_ready(name)
+    assert "no " not in r.stdout.replace("no_", "")
+
+
+def test_smollm2_answers_paris(smollm2_path):
+    from alignkit.generation import generate
+
+    model, tok = load_causal_lm("smollm2-135m-instruct")
+    assert model.config.num_hidden_layers == 30
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+    out = generate(model, tok, ["What is the capital of France?"], max_new_tokens=20)
+    assert "Paris" in out[0], out
+
+
+def test_tiny_model_is_small_and_uses_smollm2_tokenizer(tiny_model_path):
+    model, tok = load_causal_lm("tiny-random-llama")
+    assert model.config.num_hidden_layers == 2
+    assert len(tok) == 49152
+    assert tok.pad_token is not None
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("no-such-model", "unknown model"),
+    ("./missing/folder", "does not exist"),
+    ("some-org/some-model-that-is-not-here", "could not load model"),
+])
+def test_bad_model_names_raise_one_line(name, fragment):
+    with pytest.raises(AlignkitError) as ei:
+        load_causal_lm(name)
+    msg = str(ei.value)
+    assert fragment in msg and "\n" not in msg
+
+
+def test_file_instead_of_folder(tmp_path):
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"x")
+    with pytest.raises(AlignkitError, match="is a file"):
+        resolve_model(str(f))
+
+
+def test_encoder_is_not_a_causal_lm():
+    with pytest.raises(AlignkitError, match="sentence encoder"):
+        load_causal_lm("minilm-l6")
+
+
+def test_save_with_card_reloads_with_plain_transformers(tiny_model_path, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model, tok = load_causal_lm("tiny-random-llama")
+    out = save_with_card(model, tok, tmp_path / "m", {"title": "test", "defence": "none"})
+    assert (out / "model.safetensors").exists() and (out / "README.md").exists()
+    assert "defence" in (out / "README.md").read_text()
+    again = AutoModelForCausalLM.from_pretrained(out)
+    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert n1 == n2 and torch.equal(p1, p2)
+
+
+def test_cli_unknown_model_exit_2_one_line(tmp_path):
+    r = run_cli("assets", "prepare", "--name", "gpt-17")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: ")
+    assert "Traceback" not in r.stderr
