@@ -1,0 +1,361 @@
+"""The attack run: run folder, data, judge, harmfulness curve, resume, results — shared by every attack.
+
+An attack is one file: a subclass of :class:`Attack` registered in :data:`ATTACKS` that prepares the model
+(``prepare_model``), trains it with a ``transformers.Trainer`` carrying the given callbacks (``train``), says
+how to evaluate it (``eval_mode``: e.g. remove a security vector) and how to export it (``export``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from alignkit.attacks.config import AttackConfig, AttackResult, CurvePoint
+from alignkit.errors import AlignkitError
+from alignkit.registry import Registry
+from alignkit.training import (
+    RunFolder,
+    barrier,
+    broadcast_object,
+    config_hash,
+    device_kind,
+    is_main_process,
+    last_checkpoint,
+    log,
+    model_for_generation,
+)
+
+ATTACKS: Registry = Registry("attack")
+
+# config fields that may change between the first run and a resumed one
+RESUME_IGNORED = ("output_dir", "overwrite", "eval_batch_size", "save_model")
+
+
+class Attack:
+    """Base class of an attack (one instance per run)."""
+
+    def __init__(self, config: AttackConfig):
+        self.config = config
+
+    def prepare_model(self, model):
+        """Wrap / freeze the loaded model for training (e.g. LoRA). Returns the model to train."""
+        return model
+
+    def train(self, model, tokenizer, records, *, callbacks, checkpoint_dir: Path, resume_from: str | None,
+              trainer_box: dict):
+        """Train ``model`` on ``records`` (HarmfulQA) with a Trainer carrying ``callbacks``, resuming from
+        ``resume_from``; put the Trainer in ``trainer_box["trainer"]`` before training; return it."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def eval_mode(self, model) -> Iterator[Any]:
+        """Context in which ``model`` is evaluated (default: as trained)."""
+        yield model
+
+    def export(self, model):
+        """The plain transformers model to save (adapters merged / removed)."""
+        return model
+
+
+def resolve_attack(config: AttackConfig) -> tuple[str, type[Attack]]:
+    name = f"{config.attack}-{config.method}"
+    if name in ATTACKS:
+        return name, ATTACKS.get(name)
+    return config.attack, ATTACKS.get(config.attack)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", Path(str(text)).name or str(text)).strip("-")[:40] or "model"
+
+
+def default_run_dir(config: AttackConfig) -> Path:
+    from alignkit.paths import default_runs_dir
+
+    values = {k: v for k, v in config.model_dump(mode="json").items() if k not in RESUME_IGNORED}
+    name = (f"attack-{_slug(config.model)}-{config.attack}-{config.method}-lr{config.lr:g}"
+            f"-n{config.num_samples or 'all'}-s{config.seed}-{config_hash(values)}")
+    return default_runs_dir() / name
+
+
+def on_main(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the main process; its result (or its AlignkitError) reaches every process."""
+    out, err = None, None
+    if is_main_process():
+        try:
+            out = fn()
+        except AlignkitError as exc:
+            err = str(exc)
+    out, err = broadcast_object((out, err))
+    if err is not None:
+        raise AlignkitError(err)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ data
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).suffix.lower() in (
+        ".jsonl", ".json", ".csv", ".parquet", ".tsv", ".txt") or name.count("/") > 1
+
+
+def load_train_records(config: AttackConfig) -> list:
+    """Harmful QA records for the attack: a registered dataset split or a user file / hub dataset."""
+    from alignkit import data
+
+    name = config.dataset
+    if name in data.names():
+        recs = data.load(name, split=config.dataset_split, seed=config.data_seed)
+    else:
+        p = Path(name).expanduser()
+        if not p.exists() and (_looks_like_path(name) or "/" not in name):
+            if _looks_like_path(name):
+                raise AlignkitError(f"dataset file {name!r} does not exist; give an existing file or one of: "
+                                    f"{', '.join(data.names())}")
+            raise AlignkitError(f"unknown dataset {name!r}; use one of: {', '.join(data.names())}, a file, "
+                                "or a hub dataset id like 'org/name'")
+        cols = {k: v for k, v in (("question", config.question_column), ("answer", config.answer_column),
+                                  ("category", config.category_column)) if v}
+        recs = data.load_user(name, columns=cols or None, schema=config.dataset_schema)
+    recs = list(recs)
+    if not recs:
+        raise AlignkitError(f"dataset {name!r} has no rows in split {config.dataset_split!r}")
+    if not all(hasattr(r, "question") and hasattr(r, "answer") for r in recs[:1]):
+        raise AlignkitError(f"dataset {name!r} holds {type(recs[0]).__name__} records, not harmful "
+                            "question/answer pairs; give a harmful QA dataset (e.g. harmful-qa)")
+    recs.sort(key=lambda r: r.id)
+    random.Random(f"attack-samples-{config.data_seed}").shuffle(recs)
+    if config.num_samples:
+        if config.num_samples > len(recs):
+            log(f"note: --num-samples {config.num_samples} > {len(recs)} rows in {name}:{config.dataset_split};"
+                f" using all {len(recs)}")
+        recs = recs[:config.num_samples]
+    return recs
+
+
+def load_eval_prompts(config: AttackConfig) -> list:
+    from alignkit import data
+
+    if config.eval_dataset not in data.names():
+        raise AlignkitError(f"unknown evaluation dataset {config.eval_dataset!r}; use one of: "
+                            f"{', '.join(data.names())}")
+    recs = sorted(data.load(config.eval_dataset, split=config.eval_split, seed=config.data_seed),
+                  key=lambda r: r.id)
+    if not recs:
+        raise AlignkitError(f"evaluation dataset {config.eval_dataset}:{config.eval_split} is empty")
+    if not all(hasattr(r, "prompt") or hasattr(r, "question") for r in recs[:1]):
+        raise AlignkitError(f"evaluation dataset {config.eval_dataset!r} holds no prompts")
+    random.Random(f"eval-prompts-{config.data_seed}").shuffle(recs)
+    return recs[:config.eval_prompts]
+
+
+# ------------------------------------------------------------------------------------------------ curve
+def write_curve_plot(curve: list[CurvePoint], path: Path, threshold: float | None, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [p.step for p in curve]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(steps, [p.harmfulness_mean for p in curve], "o-", label="harmfulness (mean)")
+    ax.fill_between(steps, [p.ci95[0] for p in curve], [p.ci95[1] for p in curve], alpha=0.2, label="95% CI")
+    ax.plot(steps, [p.share_harmful for p in curve], "s--", label="share > 0.5")
+    if threshold is not None:
+        ax.axhline(threshold, color="gray", ls=":", label=f"phi = {threshold:.2f}")
+    ax.set_xlabel("attack step")
+    ax.set_ylabel("harmfulness")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".curve.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def curve_from_rows(rows: list[dict]) -> list[CurvePoint]:
+    train = {int(r["step"]): r for r in rows if r.get("type") == "train"}
+    pts = {}
+    for r in rows:
+        if r.get("type") != "eval":
+            continue
+        step = int(r["step"])
+        t = train.get(step, {})
+        pts[step] = CurvePoint(step=step, harmfulness_mean=r["harmfulness_mean"], share_harmful=r["share_harmful"],
+                               per_category=r.get("per_category", {}), ci95=tuple(r.get("ci95", (0.0, 0.0))),
+                               n=r.get("n", 0), train_loss=t.get("loss"), learning_rate=t.get("learning_rate"),
+                               elapsed_s=r.get("elapsed_s"))
+    return [pts[s] for s in sorted(pts)]
+
+
+def steps_to_threshold(curve: list[CurvePoint], phi: float) -> int | None:
+    for p in curve:
+        if p.step > 0 and p.harmfulness_mean > phi:
+            return p.step
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ run
+def run_attack(config: AttackConfig, judge: Any = None) -> AttackResult:
+    """Run (or resume, or report) one attack. ``judge`` overrides ``config.judge`` with a judge object."""
+    from alignkit.harmfulness import evaluate_harmfulness, generate_completions, get_judge, judge_label
+    from alignkit.io import append_jsonl, read_jsonl, write_json
+    from alignkit.models import load_causal_lm, resolve_model
+    from alignkit.provenance import Provenance
+
+    t_start = time.time()
+    attack_name, attack_cls = resolve_attack(config)
+    run_dir = Path(config.output_dir).expanduser() if config.output_dir else default_run_dir(config)
+    folder = RunFolder(run_dir, ignore=RESUME_IGNORED)
+    results_file = run_dir / "results.json"
+
+    status = on_main(lambda: folder.prepare(config.model_dump(mode="json"), config.overwrite, kind="attack run"))
+    if status == "resume" and results_file.exists():
+        try:
+            res = AttackResult.model_validate_json(results_file.read_text(encoding="utf-8"))
+        except ValueError:
+            res = None
+        if res is not None:
+            log(f"run already finished: {run_dir} (final harmfulness {res.final_harmfulness:.3f}); "
+                "pass --overwrite to run it again")
+            return res
+
+    ck = last_checkpoint(folder.checkpoint_dir) if config.save_checkpoints else None
+    resume_step, resume_path = (ck[0], str(ck[1])) if ck else (0, None)
+
+    def _truncate():
+        kept = folder.truncate_metrics(resume_step)
+        gen_dir = run_dir / "generations"
+        if gen_dir.is_dir():
+            for f in gen_dir.glob("step_*.jsonl"):
+                m = re.match(r"step_(\d+)\.jsonl$", f.name)
+                if m and int(m.group(1)) > resume_step:
+                    f.unlink()
+        return kept
+
+    rows = on_main(_truncate)
+    done = {int(r["step"]) for r in rows if r.get("type") == "eval"}
+    if resume_path:
+        log(f"resuming from checkpoint-{resume_step} (step {resume_step}); evaluated steps kept: "
+            f"{sorted(done)}")
+    elif done:  # evaluated but never checkpointed (e.g. killed before the first checkpoint): start over
+        rows = on_main(lambda: folder.truncate_metrics(-1))
+        done = set()
+
+    records = load_train_records(config)
+    prompts = load_eval_prompts(config)
+
+    judge_box: dict[str, Any] = {}
+
+    def _judge():
+        judge_box["judge"] = get_judge(judge if judge is not None else config.judge)
+        return judge_label(judge_box["judge"])
+
+    on_main(lambda: resolve_model(config.model) and None)  # prepare assets once, before other ranks load
+    judge_name = on_main(_judge)
+    model, tokenizer = load_causal_lm(config.model, dtype=config.dtype)
+    attack_impl = attack_cls(config)
+    model = attack_impl.prepare_model(model)
+
+    trainer_box: dict[str, Any] = {}
+
+    def evaluate(step: int, cb_model) -> None:
+        t0 = time.time()
+        trainer = trainer_box.get("trainer")
+        completions = None
+        with model_for_generation(trainer, cb_model if cb_model is not None else model) as (gen_model, all_ranks):
+            with attack_impl.eval_mode(gen_model) as m:
+                if all_ranks or is_main_process():
+                    completions = generate_completions(m, tokenizer, prompts, template=config.template,
+                                                       max_new_tokens=config.max_new_tokens,
+                                                       batch_size=config.eval_batch_size)
+        if is_main_process():
+            ev = evaluate_harmfulness(None, tokenizer, prompts, judge_box["judge"], template=config.template,
+                                      completions=completions)
+            gen_file = run_dir / "generations" / f"step_{step:04d}.jsonl"
+            gen_file.parent.mkdir(parents=True, exist_ok=True)
+            from alignkit.io import atomic_write_text
+
+            atomic_write_text(gen_file, "".join(json.dumps(g.model_dump()) + "\n" for g in ev.generations))
+            append_jsonl(folder.metrics_file, {
+                "type": "eval", "step": step, "harmfulness_mean": ev.mean, "share_harmful": ev.share_harmful,
+                "per_category": ev.per_category, "ci95": list(ev.ci95), "n": ev.n, "judge": ev.judge,
+                "elapsed_s": round(time.time() - t0, 2)})
+            log(f"step {step}: {ev.summary()} [{time.time() - t0:.0f}s]")
+        barrier()
+
+    from transformers import TrainerCallback
+
+    class _TrainLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if is_main_process() and logs and "loss" in logs:
+                append_jsonl(folder.metrics_file, {"type": "train", "step": state.global_step,
+                                                   "loss": logs.get("loss"),
+                                                   "learning_rate": logs.get("learning_rate")})
+                log(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
+            return control
+
+    from alignkit.training import PeriodicEvalCallback
+
+    eval_cb = PeriodicEvalCallback(evaluate, config.eval_every, done=done)
+    log(f"attack {attack_name} on {config.model}: {len(records)} samples, lr {config.lr:g}, batch "
+        f"{config.batch_size}, judge {judge_name}, {len(prompts)} eval prompts -> {run_dir}")
+    trainer = attack_impl.train(
+        model, tokenizer, records, callbacks=[eval_cb, _TrainLog()], checkpoint_dir=folder.checkpoint_dir,
+        resume_from=resume_path, trainer_box=trainer_box)
+    total_steps = int(trainer.state.global_step) if trainer is not None else 0
+    trained = trainer.model if trainer is not None else model
+    if trainer is not None:
+        trained = trainer.accelerator.unwrap_model(trained)
+
+    final_model_dir = None
+    if config.save_model:
+        final_model_dir = str(run_dir / "model")
+        card = {"title": f"{config.model} after harmful fine-tuning attack {attack_name}",
+                "base_model": config.model, "attack": attack_name, "attack_config": config.model_dump(mode="json"),
+                "judge": judge_name}
+        if trainer is not None and (getattr(trainer, "is_fsdp_enabled", False)
+                                    or getattr(trainer, "is_deepspeed_enabled", False)):
+            trainer.save_model(final_model_dir)  # collective gather of sharded weights
+            if is_main_process():
+                from alignkit.io import write_json as _wj
+
+                _wj(Path(final_model_dir) / "alignkit.json", card)
+        elif is_main_process():
+            from alignkit.models import save_with_card
+
+            save_with_card(attack_impl.export(trained), tokenizer, final_model_dir, card)
+        barrier()
+
+    def _finish() -> dict:
+        rows = read_jsonl(folder.metrics_file)
+        curve = curve_from_rows(rows)
+        if not curve:
+            raise AlignkitError(f"no harmfulness was measured in {run_dir}; pass --overwrite to start over")
+        phi = config.threshold if config.threshold is not None else curve[0].harmfulness_mean
+        means = [p.harmfulness_mean for p in curve]
+        prov = Provenance(model=config.model, data={
+            "train": f"{config.dataset}:{config.dataset_split} n={len(records)} data_seed={config.data_seed}",
+            "eval": f"{config.eval_dataset}:{config.eval_split} n={len(prompts)}"},
+            judge=judge_name, seed=config.seed, device=device_kind(), command=" ".join(sys.argv))
+        res = AttackResult(
+            config=config, provenance=prov, attack=attack_name, curve=curve, initial_harmfulness=means[0],
+            final_harmfulness=means[-1], max_harmfulness=max(means), threshold=phi,
+            steps_to_threshold=steps_to_threshold(curve, phi), total_steps=total_steps,
+            num_train_samples=len(records), resumed_from_step=resume_step if resume_path else None,
+            runtime_s=round(time.time() - t_start, 1), run_dir=str(run_dir), final_model_dir=final_model_dir)
+        write_curve_plot(curve, run_dir / "curve.png", phi,
+                         f"{attack_name} on {_slug(config.model)}, lr {config.lr:g}, judge {judge_name}")
+        write_json(results_file, res)
+        log(f"done: harmfulness {res.initial_harmfulness:.3f} (step 0) -> {res.final_harmfulness:.3f} "
+            f"(step {curve[-1].step}); results in {results_file}")
+        return res.model_dump(mode="json")
+
+    return AttackResult.model_validate(on_main(_finish))

@@ -1,0 +1,368 @@
+"""Shared training utilities (attacks and defences): Trainer setup, periodic-evaluation callbacks, run folders
+with resume, and multi-process helpers.
+
+Everything here runs the same way on one CPU process, under ``accelerate launch --num_processes 2 --cpu``
+(DDP on gloo) and under FSDP / DeepSpeed accelerate configs on GPUs: evaluation runs on the main process
+with the unwrapped model while the others wait at a barrier (or, when the weights are sharded, on every
+process with ``synced_gpus`` so that the collective all-gathers line up), and only the main process writes.
+
+- :class:`RunFolder`: a run's output folder: ``config.json`` check (same config -> resume, other config ->
+  one-line :class:`AlignkitError`), ``metrics.jsonl`` truncation on resume, last complete Trainer checkpoint.
+- :func:`training_arguments`: ``TrainingArguments`` with alignkit's defaults (AdamW, no weight decay, cosine,
+  10% warmup, checkpoint every ``save_every`` steps keeping the last 2, no external loggers).
+- :class:`AlignkitTrainer`: a ``transformers.Trainer`` that can checkpoint only the trainable parameters
+  (needed when frozen adapters sit on a trained base model, e.g. security vectors).
+- :class:`PeriodicEvalCallback`: calls ``fn(step, model)`` at step 0 and every ``every`` steps and at the last
+  step, before the checkpoint of that step is written, skipping steps already done (resume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from alignkit.errors import AlignkitError
+from alignkit.io import read_jsonl, write_json
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TRAINABLE_WEIGHTS = "alignkit_trainable.safetensors"
+
+
+# ----------------------------------------------------------------------------------------------- processes
+def use_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+
+
+def _state():
+    """accelerate's process state; created with the same ``cpu`` flag TrainingArguments will use (the state is a
+    singleton: whoever creates it first decides, and a CPU run must say cpu=True to become MULTI_CPU/gloo)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu())
+
+
+def is_main_process() -> bool:
+    return _state().is_main_process
+
+
+def num_processes() -> int:
+    return _state().num_processes
+
+
+def barrier() -> None:
+    st = _state()
+    if st.num_processes > 1:
+        st.wait_for_everyone()
+
+
+def broadcast_object(obj: Any) -> Any:
+    """The main process's ``obj`` on every process (identity on one process)."""
+    st = _state()
+    if st.num_processes <= 1:
+        return obj
+    from accelerate.utils import broadcast_object_list
+
+    box = [obj if st.is_main_process else None]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def log(msg: str) -> None:
+    """A progress line on stderr from the main process only."""
+    if is_main_process():
+        print(msg, file=sys.stderr, flush=True)
+
+
+def device_kind() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true"):
+            return f"cuda x{num_processes()}"
+    except Exception:  # noqa: BLE001
+        pass
+    return "cpu" if num_processes() == 1 else f"cpu x{num_processes()}"
+
+
+def is_sharded(trainer) -> bool:
+    """True when the weights are sharded over processes (FSDP or DeepSpeed ZeRO-3)."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return True
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        try:
+            return trainer.accelerator.state.deepspeed_plugin.zero_stage == 3
+        except AttributeError:
+            return True
+    return False
+
+
+class _SyncedGenerate:
+    """Delegates to a (sharded) model, adding ``synced_gpus=True`` to ``generate`` so all ranks keep stepping."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def generate(self, *args, **kwargs):
+        kwargs.setdefault("synced_gpus", True)
+        return self._model.generate(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def model_for_generation(trainer, model):
+    """Yield ``(model_to_generate_with, all_ranks)``: the unwrapped model (main process only) or, when sharded,
+    the wrapped model on every rank with synced generation."""
+    if trainer is not None and is_sharded(trainer):
+        yield _SyncedGenerate(trainer.model_wrapped), True
+        return
+    if trainer is not None:
+        model = trainer.accelerator.unwrap_model(model if model is not None else trainer.model)
+    yield model, False
+
+
+# ----------------------------------------------------------------------------------------------- run folder
+def config_hash(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
+    """Complete Trainer checkpoints (those with trainer_state.json, written last) sorted by step."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in folder.iterdir():
+        m = CHECKPOINT_RE.match(p.name)
+        if m and p.is_dir() and (p / "trainer_state.json").exists():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def last_checkpoint(folder: str | Path) -> tuple[int, Path] | None:
+    cps = checkpoints(folder)
+    return cps[-1] if cps else None
+
+
+class RunFolder:
+    """A run's output folder with resume semantics.
+
+    ``prepare(config_dict, overwrite)`` (main process): a fresh folder gets ``config.json``; an existing one
+    must hold the same config (except ``ignore`` keys) or a one-line :class:`AlignkitError` asks for a new
+    ``--output-dir`` or ``--overwrite``.
+    """
+
+    def __init__(self, path: str | Path, ignore: Iterable[str] = ()):
+        self.path = Path(path)
+        self.ignore = set(ignore)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def _comparable(self, cfg: dict) -> dict:
+        return {k: v for k, v in cfg.items() if k not in self.ignore}
+
+    def prepare(self, config: dict, overwrite: bool = False, kind: str = "run") -> str:
+        """Returns "new", "resume" or "overwrite" (main process only)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise AlignkitError(f"output dir {str(self.path)!r} is a file; pick another --output-dir")
+        existing = self.config_file.exists()
+        if existing and overwrite:
+            shutil.rmtree(self.path)
+            existing = False
+            status = "overwrite"
+        elif existing:
+            try:
+                old = json.loads(self.config_file.read_text(encoding="utf-8"))
+            except ValueError:
+                old = None
+            new = json.loads(json.dumps(config, default=str))
+            if old is None or self._comparable(old) != self._comparable(new):
+                diff = sorted(k for k in set(self._comparable(old or {})) | set(self._comparable(new))
+                              if (old or {}).get(k) != new.get(k))
+                raise AlignkitError(f"output dir {str(self.path)!r} holds a different {kind} (differs in: "
+                                    f"{', '.join(diff[:6]) or 'config'}); pick a new --output-dir or pass "
+                                    "--overwrite")
+            status = "resume"
+        else:
+            if self.path.is_dir() and any(self.path.iterdir()):
+                raise AlignkitError(f"output dir {str(self.path)!r} exists and is not an alignkit {kind} "
+                                    "folder; pick a new --output-dir or pass --overwrite")
+            status = "new"
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not existing:
+            write_json(self.config_file, config)
+        return status
+
+    def truncate_metrics(self, upto_step: int) -> list[dict]:
+        """Drop metric rows after ``upto_step`` (written after the last checkpoint, so redone on resume)."""
+        from alignkit.io import atomic_write_text
+
+        rows = read_jsonl(self.metrics_file)
+        keep = [r for r in rows if int(r.get("step", 0)) <= upto_step]
+        if len(keep) != len(rows) or (self.metrics_file.exists() and not self.metrics_file.read_text().endswith(
+                "\n") and rows):
+            atomic_write_text(self.metrics_file, "".join(json.dumps(r, default=str) + "\n" for r in keep))
+        elif not rows and self.metrics_file.exists():
+            atomic_write_text(self.metrics_file, "")
+        return keep
+
+
+# ----------------------------------------------------------------------------------------------- trainer
+def training_arguments(output_dir: str | Path, *, lr: float, batch_size: int, epochs: float = 1.0,
+                       max_steps: int | None = None, seed: int = 0, warmup_ratio: float = 0.1,
+                       scheduler: str = "cosine", optimizer: str = "adamw_torch", weight_decay: float = 0.0,
+                       grad_accum: int = 1, save_every: int | None = None, save_total_limit: int = 2,
+                       bf16: bool = False, gradient_checkpointing: bool = False, logging_steps: int = 1,
+                       max_grad_norm: float = 1.0, **extra: Any):
+    """``TrainingArguments`` with alignkit's defaults; checkpoints every ``save_every`` steps (None: never)."""
+    from transformers import TrainingArguments
+
+    import torch
+
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
+        learning_rate=lr,
+        weight_decay=weight_decay,
+        lr_scheduler_type=scheduler,
+        warmup_steps=warmup_ratio,
+        optim=optimizer,
+        num_train_epochs=epochs,
+        max_steps=max_steps if max_steps else -1,
+        seed=seed,
+        data_seed=seed,
+        save_strategy="steps" if save_every else "no",
+        save_steps=save_every or 500,
+        save_total_limit=save_total_limit,
+        logging_steps=logging_steps,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        use_cpu=use_cpu(),
+        bf16=bf16,
+        **({"gradient_checkpointing": True} if gradient_checkpointing else {}),
+        max_grad_norm=max_grad_norm,
+        ddp_find_unused_parameters=False,
+        **extra,
+    )
+
+
+def make_trainer(model, args, train_dataset, data_collator, *, tokenizer=None, callbacks=(),
+                 trainable_only_checkpoints: bool = False):
+    from transformers import Trainer
+
+    class AlignkitTrainer(Trainer):
+        """Trainer whose checkpoints can hold only the trainable parameters (for frozen adapters on a trained
+        base, where save_pretrained would write the adapters alone)."""
+
+        def _save(self, output_dir=None, state_dict=None):
+            if not trainable_only_checkpoints or self.is_fsdp_enabled or self.is_deepspeed_enabled:
+                return super()._save(output_dir, state_dict)
+            if not self.args.should_save:
+                return
+            output_dir = Path(output_dir or self.args.output_dir)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            save_trainable(self.accelerator.unwrap_model(self.model), output_dir / TRAINABLE_WEIGHTS)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            f = Path(resume_from_checkpoint) / TRAINABLE_WEIGHTS
+            if trainable_only_checkpoints and f.exists():
+                load_trainable(model if model is not None else self.model, f)
+                return
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer = AlignkitTrainer(model=model, args=args, train_dataset=train_dataset, data_collator=data_collator,
+                              processing_class=tokenizer, callbacks=list(callbacks))
+    trainer.remove_callback(PrinterCallback)  # alignkit logs its own progress lines
+    return trainer
+
+
+def save_trainable(model, path: Path) -> None:
+    """safetensors of the parameters with requires_grad (shared storage saved once)."""
+    from safetensors.torch import save_file
+
+    seen: set[int] = set()
+    tensors = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad or p.data_ptr() in seen:
+            continue
+        seen.add(p.data_ptr())
+        tensors[name] = p.detach().cpu().contiguous()
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path)
+
+
+def load_trainable(model, path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(str(path), device="cpu")
+    params = dict(model.named_parameters())
+    missing = [k for k in state if k not in params]
+    if missing:
+        raise AlignkitError(f"checkpoint {str(path.parent)!r} does not match the model (unknown parameter "
+                            f"{missing[0]!r}); pass --overwrite to start over")
+    with torch.no_grad():
+        for k, v in state.items():
+            params[k].copy_(v.to(params[k].device, params[k].dtype))
+
+
+class PeriodicEvalCallback:
+    """Factory for a ``TrainerCallback`` that runs ``fn(step, model, trainer)`` at step 0, every ``every`` steps
+    and at the final step; steps in ``done`` are skipped. ``fn`` is called on every process (it decides who
+    generates); the callback asks the Trainer to checkpoint right after the final evaluation too."""
+
+    def __new__(cls, fn: Callable[[int, Any], None], every: int, done: Iterable[int] = (),
+                trainer_ref: Callable[[], Any] | None = None):
+        from transformers import TrainerCallback
+
+        done_steps = set(int(s) for s in done)
+
+        class _Cb(TrainerCallback):
+            def _maybe(self, state, model, final=False):
+                step = int(state.global_step)
+                due = step == 0 or (every and step % every == 0) or final
+                if due and step not in done_steps:
+                    fn(step, model)
+                    done_steps.add(step)
+
+            def on_train_begin(self, args, state, control, model=None, **kw):
+                if state.global_step == 0:
+                    self._maybe(state, model)
+                return control
+
+            def on_step_end(self, args, state, control, model=None, **kw):
+                final = state.global_step >= state.max_steps
+                self._maybe(state, model, final=final)
+                if final and args.save_strategy != "no":
+                    control.should_save = True
+                return control
+
+        cb = _Cb()
+        cb.done_steps = done_steps
+        return cb
