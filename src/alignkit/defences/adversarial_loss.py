@@ -1,0 +1,47 @@
+"""Adversarial loss (the immunization paper's demonstration defence): ``L = CE(refusal) - lambda * CE(harmful)``,
+lambda 0.1, one epoch, on the paired data (harmful and refusal answers to the same question, answer tokens
+only). Reported to resist ~75 attack steps but to lose trainability and to produce degenerate text
+("self-destruction"); the conditions' evaluation must flag that."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from alignkit.defences.base import DEFENCES, Defence, DefenceConfig, PairDataset, causal_ce, paired_forward, \
+    trainer_class
+
+
+class AdversarialLossConfig(DefenceConfig):
+    """Adversarial loss: CE on refusals minus lambda times CE on harmful answers."""
+
+    defence: str = Field("adversarial-loss", description="defence name")
+    adv_lambda: float = Field(0.1, ge=0, description="lambda: weight of the (subtracted) harmful CE")
+
+
+def adversarial_loss(model, batch: dict, adv_lambda: float):
+    harmful_logits, harmless_logits, _ = paired_forward(model, batch)
+    refusal = causal_ce(harmless_logits, batch["harmless_labels"])
+    harmful = causal_ce(harmful_logits, batch["harmful_labels"])
+    return refusal - adv_lambda * harmful, {"harmless_ce": refusal, "harmful_ce": harmful}
+
+
+@DEFENCES.register("adversarial-loss")
+class AdversarialLoss(Defence):
+    config_class = AdversarialLossConfig
+    description = "adversarial loss: CE(refusal) - lambda * CE(harmful answer)"
+
+    def make_trainer(self, config, model, tokenizer, records, args):
+        from alignkit.formatting import PairCollator
+
+        Base = trainer_class()
+
+        class AdversarialLossTrainer(Base):
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                loss, parts = adversarial_loss(model, inputs, config.adv_lambda)
+                self.record(**parts)
+                return (loss, None) if return_outputs else loss
+
+        return AdversarialLossTrainer(model=model, args=args, data_collator=PairCollator(tokenizer.pad_token_id),
+                                      train_dataset=PairDataset(tokenizer, records, config.template,
+                                                                config.max_length),
+                                      processing_class=tokenizer)

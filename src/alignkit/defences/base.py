@@ -1,0 +1,368 @@
+"""What every defence shares: the ``DefenceConfig`` base, the ``DEFENCES`` registry, data loading, the Trainer
+set-up (checkpoint / resume, runs under ``accelerate launch``) and saving the defended model with its card.
+
+A defence is one module with one config class (a :class:`DefenceConfig` subclass whose ``defence`` field
+defaults to its registered name) and one :class:`Defence` subclass registered in :data:`DEFENCES`::
+
+    @DEFENCES.register("my-defence")
+    class MyDefence(Defence):
+        config_class = MyDefenceConfig
+        def make_trainer(self, config, model, tokenizer, records, args): ...  # a transformers.Trainer
+
+:meth:`Defence.run` does the rest (load the model and data, train with resume, save the plain HF folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from alignkit.errors import AlignkitError
+from alignkit.registry import Registry
+
+
+class DefenceConfig(BaseModel):
+    """Fields every defence has. Defaults follow the RepNoise paper (lr 2e-5, batch 8, 1 epoch, Adam without
+    weight decay, cosine schedule with 10% warmup, 128-token sequences)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    defence: str = Field("repnoise", description="defence name (alignkit defend --help lists them)")
+    model: str = Field("smollm2-135m-instruct", description="model to defend: alias, local folder or hub id")
+    output_dir: Optional[str] = Field(None, description="folder of the defended model (plain HF folder); "
+                                      "default runs/defence-<defence>-<model>; re-running resumes it")
+    dataset: str = Field("paired-refusals", description="paired harmful/harmless data: a registered dataset "
+                         "name or a jsonl/json file with question, harmful, harmless (and category) fields")
+    dataset_split: str = Field("train", description="split of a registered dataset")
+    data_seed: int = Field(0, description="seed of the dataset splits")
+    num_samples: Optional[int] = Field(None, ge=1, description="number of training pairs (seeded sample); "
+                                       "default: all of the split")
+    template: Literal["chat", "qa"] = Field("chat", description="prompt format: the model's chat template "
+                                            "or 'Question: ...\\nAnswer: ...'")
+    max_length: int = Field(128, ge=8, description="max tokens per sequence (prompt + answer)")
+    lr: float = Field(2e-5, gt=0, lt=1, description="peak learning rate")
+    batch_size: int = Field(8, ge=1, description="batch size (pairs) per process")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    epochs: float = Field(1.0, gt=0, description="training epochs (ignored when --max-steps is set)")
+    max_steps: Optional[int] = Field(None, ge=1, description="stop after this many optimiser steps")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps with linear warmup")
+    scheduler: str = Field("cosine", description="learning-rate schedule (transformers name)")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay (0: Adam, as the paper)")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    seed: int = Field(0, description="training seed (data order, noise)")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
+    bf16: bool = Field(False, description="bf16 mixed precision (GPUs)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (saves memory)")
+    save_every: Optional[int] = Field(None, ge=1, description="Trainer checkpoint every N steps (resume after "
+                                      "a kill); default: about every 10% of the run")
+    overwrite: bool = Field(False, description="delete an existing output folder and start over")
+
+    def card(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Defence:
+    """Base of a registered defence: ``run(config) -> Path`` of the saved model folder."""
+
+    config_class: ClassVar[type[DefenceConfig]] = DefenceConfig
+    #: what the defended model is, for the model card
+    description: ClassVar[str] = ""
+
+    @property
+    def name(self) -> str:
+        return getattr(type(self), "registry_name", type(self).__name__)
+
+    # --------------------------------------------------------------------------- hooks for subclasses
+    def make_trainer(self, config, model, tokenizer, records: list, args):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prepare_model(self, config, model):
+        """Change the model before training (e.g. wrap it with a LoRA); returns the model to train."""
+        return model
+
+    def save(self, config, trainer, model, tokenizer, out: Path, card: dict[str, Any]) -> Path:
+        from alignkit.models import save_with_card
+
+        return save_with_card(model, tokenizer, out, card)
+
+    # --------------------------------------------------------------------------- the pipeline
+    def run(self, config: DefenceConfig, records: Optional[list] = None) -> Path:
+        from alignkit import training
+        from alignkit.models import load_causal_lm
+
+        t0 = time.time()
+        init_process_state()
+        out = Path(config.output_dir) if config.output_dir else default_output_dir(config)
+        run_dir = out / "_run"  # config.json + Trainer checkpoints while training; removed when done
+        ckpt_dir = run_dir / "checkpoints"
+        run_cfg = config.model_dump(mode="json")
+        if training.is_main_process():
+            if out.exists() and not out.is_dir():
+                raise AlignkitError(f"output dir {str(out)!r} is a file; pick another --output-dir")
+            if config.overwrite and out.exists():
+                shutil.rmtree(out)
+            done = _read_card(out)
+            if done is not None:
+                same = {k: v for k, v in (done.get("config") or {}).items() if k not in ("overwrite", "output_dir")}
+                if same == {k: v for k, v in run_cfg.items() if k not in ("overwrite", "output_dir")}:
+                    training.log(f"{out} already holds this defended model; pass --overwrite to redo it")
+                    return out
+                raise AlignkitError(f"output dir {str(out)!r} holds a model defended with other settings; "
+                                    "pick a new --output-dir or pass --overwrite")
+            if out.is_dir() and any(out.iterdir()) and not run_dir.exists():
+                raise AlignkitError(f"output dir {str(out)!r} exists and is not an alignkit defence folder; "
+                                    "pick a new --output-dir or pass --overwrite")
+            training.RunFolder(run_dir, ignore=("overwrite", "output_dir")).prepare(run_cfg, kind="defence")
+        training.barrier()
+
+        if records is None:
+            records = load_pairs(config)
+        if not records:
+            raise AlignkitError(f"dataset {config.dataset!r} split {config.dataset_split!r} is empty")
+        model, tok = load_causal_lm(config.model, dtype=config.dtype)
+        model = self.prepare_model(config, model)
+        n_steps = estimate_steps(config, len(records), training.num_processes())
+        save_every = config.save_every or max(1, n_steps // 10)
+        args = training.training_arguments(
+            ckpt_dir, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
+            max_steps=config.max_steps, seed=config.seed, warmup_ratio=config.warmup_ratio,
+            scheduler=config.scheduler, weight_decay=config.weight_decay, grad_accum=config.grad_accum,
+            save_every=save_every, bf16=config.bf16, gradient_checkpointing=False,
+            max_grad_norm=config.max_grad_norm, logging_steps=max(1, min(10, n_steps // 20 or 1)))
+        if config.gradient_checkpointing:
+            # non-reentrant: the RepNoise hooks read intermediate activations, which reentrant checkpointing
+            # would compute without a graph
+            enable_checkpointing(model)
+            if hasattr(model, "enable_input_require_grads"):
+                model.enable_input_require_grads()
+        trainer = self.make_trainer(config, model, tok, records, args)
+        last = training.last_checkpoint(ckpt_dir)
+        training.log(f"defence {self.name}: {len(records)} pairs, ~{n_steps} steps"
+                     + (f", resuming from step {last[0]}" if last else ""))
+        trainer.train(resume_from_checkpoint=str(last[1]) if last else None)
+        if config.gradient_checkpointing:
+            disable_checkpointing(model)
+        history = [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h]
+        card = {
+            "title": f"{config.model} defended with {self.name} (alignkit)",
+            "defence": self.name,
+            "description": self.description,
+            "base_model": config.model,
+            "data": {"dataset": config.dataset, "split": config.dataset_split, "data_seed": config.data_seed,
+                     "num_pairs": len(records)},
+            "config": run_cfg,
+            "steps": int(trainer.state.global_step),
+            "num_processes": training.num_processes(),
+            "device": training.device_kind(),
+            "final_log": history[-1] if history else None,
+            "runtime_s": round(time.time() - t0, 1),
+        }
+        if training.is_main_process():
+            unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+            self.save(config, trainer, unwrapped, tok, out, card)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        training.barrier()
+        return out
+
+
+def _read_card(out: Path) -> Optional[dict]:
+    f = out / "alignkit.json"
+    if not f.exists():
+        return None
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+
+
+DEFENCES: Registry[type[Defence]] = Registry("defence")
+
+
+def default_output_dir(config: DefenceConfig) -> Path:
+    from alignkit.paths import default_runs_dir
+
+    model = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(str(config.model)).name or str(config.model)).strip("-")
+    return default_runs_dir() / f"defence-{config.defence}-{model}"
+
+
+def estimate_steps(config: DefenceConfig, n: int, world: int = 1) -> int:
+    if config.max_steps:
+        return config.max_steps
+    per_epoch = max(1, -(-n // (config.batch_size * world * config.grad_accum)))
+    return max(1, int(per_epoch * config.epochs))
+
+
+# ----------------------------------------------------------------------------------------------- data
+def load_pairs(config: DefenceConfig) -> list:
+    """Paired harmful / harmless records (``PairedQA``) from a registered dataset or a jsonl/json file.
+
+    A registered dataset of ``HarmfulQA`` rows is paired with alignkit's templated refusals."""
+    from alignkit import data
+
+    name = config.dataset
+    p = Path(name).expanduser()
+    if p.suffix in (".jsonl", ".json") or p.exists():
+        rows = _read_pairs_file(p)
+    else:
+        if name not in data.names():
+            raise AlignkitError(f"unknown dataset {name!r}; give one of: {', '.join(data.names())}, or a "
+                                "jsonl/json file with question, harmful, harmless fields")
+        rows = data.load(name, split=config.dataset_split, seed=config.data_seed)
+        if rows and not hasattr(rows[0], "harmful"):
+            if hasattr(rows[0], "answer") and hasattr(rows[0], "question"):
+                rows = data.pair_with_refusals(rows)
+            else:
+                raise AlignkitError(f"dataset {name!r} holds {type(rows[0]).__name__} rows; a defence needs "
+                                    "paired data (question, harmful, harmless), e.g. paired-refusals")
+    if config.num_samples and config.num_samples < len(rows):
+        rows = random.Random(f"defence-sample-{config.data_seed}").sample(list(rows), config.num_samples)
+    return list(rows)
+
+
+def _read_pairs_file(p: Path) -> list:
+    from alignkit.data import PairedQA
+
+    if not p.exists():
+        raise AlignkitError(f"data file {str(p)!r} does not exist")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix == ".json":
+            items = json.loads(text)
+            if isinstance(items, dict):
+                items = items.get("data") or items.get("rows") or []
+        else:
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
+        raise AlignkitError(f"could not parse {str(p)!r}: {str(exc)[:120]}") from None
+    out = []
+    for i, it in enumerate(items):
+        if not isinstance(it, dict) or not all(isinstance(it.get(k), str) and it.get(k).strip()
+                                               for k in ("question", "harmful", "harmless")):
+            raise AlignkitError(f"{str(p)!r} row {i + 1}: needs non-empty string fields question, harmful, "
+                                "harmless")
+        out.append(PairedQA(id=str(it.get("id", f"row-{i}")), source=str(it.get("source", p.name)),
+                            question=it["question"], harmful=it["harmful"], harmless=it["harmless"],
+                            category=str(it.get("category") or "unspecified")))
+    return out
+
+
+class PairDataset:
+    """One item = one encoded pair (``encode_pair``), so a shuffled batch keeps harmful and harmless together."""
+
+    def __init__(self, tokenizer, records: list, template: str, max_length: int):
+        from alignkit.formatting import encode_pair
+
+        self.items = [encode_pair(tokenizer, r.question, r.harmful, r.harmless, template, max_length)
+                      for r in records]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+class QADataset:
+    """One item = one ``encode_qa`` example (question -> answer, loss on the answer)."""
+
+    def __init__(self, tokenizer, pairs: list[tuple[str, str]], template: str, max_length: int):
+        from alignkit.formatting import encode_qa
+
+        self.items = [encode_qa(tokenizer, q, a, template, max_length) for q, a in pairs]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+# ----------------------------------------------------------------------------------------------- trainer
+def trainer_class():
+    """``transformers.Trainer`` subclass used by every defence: a custom ``compute_loss`` per defence, loss
+    components logged next to the loss, and no loss rescaling by label counts (our batches carry their own
+    masks)."""
+    from transformers import Trainer
+
+    class DefenceTrainer(Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.model_accepts_loss_kwargs = False
+            self._components: dict[str, list[float]] = {}
+
+        def record(self, **values: Any) -> None:
+            for k, v in values.items():
+                if v is None:
+                    continue
+                v = float(v.detach()) if hasattr(v, "detach") else float(v)
+                self._components.setdefault(k, []).append(v)
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if self._components and "loss" in logs:
+                for k, vs in self._components.items():
+                    logs[k] = round(sum(vs) / len(vs), 6)
+                self._components = {}
+            super().log(logs, start_time)
+
+    return DefenceTrainer
+
+
+def causal_ce(logits, labels, reduction: str = "mean"):
+    """Next-token cross-entropy (labels -100 ignored), computed in float32."""
+    import torch.nn.functional as F
+
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+                           ignore_index=-100, reduction=reduction)
+
+
+def paired_forward(model, inputs: dict):
+    """One forward pass over the harmful and harmless halves concatenated (2B rows, same length): returns
+    ``(harmful_logits, harmless_logits, outputs)``."""
+    import torch
+
+    ids = torch.cat([inputs["harmful_input_ids"], inputs["harmless_input_ids"]])
+    att = torch.cat([inputs["harmful_attention_mask"], inputs["harmless_attention_mask"]])
+    out = model(input_ids=ids, attention_mask=att, use_cache=False)
+    b = inputs["harmful_input_ids"].size(0)
+    return out.logits[:b], out.logits[b:], out
+
+
+def init_process_state() -> None:
+    """Initialise accelerate's process state the way ``TrainingArguments`` will (``cpu=True`` without CUDA or
+    with ACCELERATE_USE_CPU): a bare ``PartialState()`` created first on a CPU-only multi-process launch would
+    freeze a single-process state and every rank would act as the main process."""
+    import torch
+    from accelerate import PartialState
+
+    use_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+    PartialState(cpu=use_cpu)
+
+
+def enable_checkpointing(model) -> None:
+    """Non-reentrant activation checkpointing (transformers v5 name, falling back to the v4 one)."""
+    kw = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+
+
+def disable_checkpointing(model) -> None:
+    if hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def set_env_defaults() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

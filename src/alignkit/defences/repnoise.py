@@ -1,0 +1,469 @@
+"""Representation Noising (RepNoise; Rosati et al. 2024), faithful and fast.
+
+Loss per batch of paired harmful / harmless sequences (methods.md section 2, code convention for the names)::
+
+    L = CE_stab(x_s) + beta * (1/|S|) * sum_{l in S} MMD(H_l(x_h) * m, N(0, I) * m)
+                     - alpha * log( (1/(L+1)) * sum_{j=0..L} CE_lens_j(x_h; m) + 1 )
+
+- ``CE_stab``: next-token cross-entropy on the harmless (refusal) sequences, answer tokens only (the
+  ``harmless_labels`` of :func:`alignkit.formatting.encode_pair`).
+- ``H_l``: output of the MLP block of decoder layer ``l`` (post-MLP, before the residual add) for the harmful
+  sequences; ``S`` = every layer, or ``noise_layers``. Each sequence's masked activations are flattened to one
+  vector of length T*d; the noise is an equal-shaped standard normal tensor masked the same way.
+- MMD: multi-kernel Gaussian, 5 bandwidths: base = mean pairwise squared distance over the 2B vectors
+  (diagonal excluded; treated as a constant, as the original's ``L2_distance.data``) / 2^(5//2), times 2^i.
+  ``MMD = mean(K_XX + K_YY - K_XY - K_YX)``. Squared distances come from the Gram matrix in float64.
+- ``CE_lens_j``: cross-entropy of the harmful answer tokens predicted from hidden state ``j`` through the final
+  norm and the LM head, ``j = 0`` (embeddings, the input of layer 0) .. ``L``, i.e. every entry of HF's
+  ``output_hidden_states``. **The last entry is already normed** in HF (``hidden_states[-1] ==
+  last_hidden_state == norm(h_L)``), so for ``j = L`` the LM head is applied to it directly: ``CE_lens_L`` is
+  the CE of the model's final logits. (The original code applied the norm a second time to that entry and also
+  added a separate final-logits CE, dividing L+2 terms by L+1; we follow the formula, documented in
+  docs/defences.md.) The CE is a token mean over the target positions ``t`` whose token is masked by ``m`` and
+  is a harmful answer token (``harmful_labels != -100``), predicted from position ``t - 1``.
+- ``m``: the difference mask (``diff_mask``: positions where the harmful and harmless ids differ). With
+  ``use_mask=False`` the attention mask of the harmful sequence is used instead (noise and ascent on every
+  real token).
+
+Ablations: ``noise=False`` (ascent only), ``ascent=False`` (noise only), ``use_mask=False``,
+``logit_lens=False`` (ascent on the final logits only), ``noise_layers`` (subset for the noise term),
+``freeze_layers`` / ``freeze_embeddings`` (the paper's depth study).
+
+Efficiency (same loss, see tests/defences/test_repnoise_equivalence.py):
+
+- forward hooks are registered **once** per training run (:class:`RepNoiseHooks`, a context manager that
+  removes them at the end) on the modules of the *unwrapped* model, so they fire under DDP / FSDP / DeepSpeed
+  wrappers; they capture only the harmful half of the batch and only while a RepNoise forward is running
+  (recomputation under gradient checkpointing does not re-capture);
+- the logit lens is computed on the target positions only, for all L+1 hidden states at once, in row chunks,
+  by a fused linear + cross-entropy autograd function (:class:`LensCrossEntropy`) that computes the gradients
+  chunk by chunk in the forward pass: no (L+1) x B x T x V logits tensor ever exists, at most ``chunk`` x V;
+- it runs inside a forward hook of the LM head (prepended), i.e. while FSDP / ZeRO-3 hold the gathered
+  weights; the harmful forward keeps a single logit position (``logits_to_keep=1``);
+- optional (non-reentrant) gradient checkpointing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import Field
+
+from alignkit.defences.arch import find_parts, first_tensor, parse_layers
+from alignkit.defences.base import DEFENCES, Defence, DefenceConfig, PairDataset, trainer_class
+from alignkit.errors import AlignkitError
+
+KERNEL_MUL = 2.0
+KERNEL_NUM = 5
+
+
+class RepNoiseConfig(DefenceConfig):
+    """RepNoise: harmless CE + beta * MMD(MLP outputs of harmful text, Gaussian noise) - alpha * log(logit-lens
+    CE on harmful answers + 1). Paper defaults (code convention: alpha weighs the ascent, beta the noise; the
+    paper's main text swaps the two names)."""
+
+    defence: str = Field("repnoise", description="defence name")
+    alpha: float = Field(1.0, ge=0, description="weight of the gradient-ascent (logit-lens) term")
+    beta: float = Field(0.001, ge=0, description="weight of the noise (MMD) term")
+    noise: bool = Field(True, description="include the noise (MMD) term; --no-noise = ascent-only ablation")
+    ascent: bool = Field(True, description="include the ascent term; --no-ascent = noise-only ablation")
+    use_mask: bool = Field(True, description="restrict noise and ascent to positions where harmful and harmless "
+                           "ids differ; --no-use-mask uses the attention mask (every real token)")
+    logit_lens: bool = Field(True, description="ascent on every hidden state through the final norm + LM head; "
+                             "--no-logit-lens = final logits only")
+    noise_layers: str = Field("all", description="layers whose MLP outputs are noised, e.g. '0-9,12' or 'all'")
+    freeze_layers: str = Field("", description="decoder layers to freeze, e.g. '0-14' (depth study); '' = none")
+    freeze_embeddings: bool = Field(False, description="freeze the input embeddings (and a tied LM head)")
+    lens_chunk_rows: int = Field(0, ge=0, description="rows per chunk of the fused logit-lens CE; 0 = about "
+                                 "2^25 / vocab (128 MB of float32 logits)")
+
+
+# ---------------------------------------------------------------------------------------------- pure pieces
+def gaussian_noise(shape, *, seed: int, layer: int, device, dtype):
+    """Standard normal noise for one layer of one step: reproducible from (seed, layer) on any device."""
+    import torch
+
+    gen = torch.Generator(device=device)
+    gen.manual_seed((int(seed) * 1_000_003 + int(layer) * 7_919 + 17) % (2 ** 63 - 1))
+    return torch.randn(shape, generator=gen, device=device, dtype=torch.float32).to(dtype)
+
+
+def mmd_multi_kernel(x, y, kernel_mul: float = KERNEL_MUL, kernel_num: int = KERNEL_NUM):
+    """Multi-kernel Gaussian MMD between the rows of ``x`` and ``y`` (B x D each); squared distances from the
+    Gram matrix in float64 (no (2B)^2 x D tensor), bandwidth detached."""
+    import torch
+
+    total = torch.cat([x, y], dim=0).double()
+    n = total.size(0)
+    sq = (total * total).sum(1)
+    gram = total @ total.t()
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * gram).clamp_min(0.0)
+    d2 = d2 * (1.0 - torch.eye(n, dtype=d2.dtype, device=d2.device))  # exact zeros on the diagonal
+    bandwidth = d2.detach().sum() / (n * n - n)
+    bandwidth = bandwidth / (kernel_mul ** (kernel_num // 2))
+    k = sum(torch.exp(-d2 / (bandwidth * kernel_mul ** i)) for i in range(kernel_num))
+    b = x.size(0)
+    mmd = (k[:b, :b] + k[b:, b:] - k[:b, b:] - k[b:, :b]).mean()
+    return mmd.to(x.dtype)
+
+
+def lens_targets(batch: dict, use_mask: bool):
+    """``(rows, cols, targets)``: the positions ``t - 1`` that predict a targeted harmful token ``t``."""
+    import torch
+
+    ids = batch["harmful_input_ids"]
+    if use_mask:
+        tgt = (batch["diff_mask"][:, 1:] != 0) & (batch["harmful_labels"][:, 1:] != -100)
+    else:
+        tgt = batch["harmful_attention_mask"][:, 1:] != 0
+    rows, cols = torch.nonzero(tgt, as_tuple=True)
+    return rows, cols, ids[:, 1:][rows, cols]
+
+
+def noise_mask(batch: dict, use_mask: bool):
+    return (batch["diff_mask"] if use_mask else batch["harmful_attention_mask"]).ne(0)
+
+
+class LensCrossEntropy:
+    """Sum of cross-entropies of ``h @ W.T + b`` against ``targets``, chunked over rows, gradients computed in
+    the forward pass (the Liger-kernel trick, in plain torch): peak extra memory ``chunk x V``."""
+
+    @staticmethod
+    def apply(h, weight, bias, targets, chunk: int):
+        return _lens_ce_fn().apply(h, weight, bias, targets, chunk)
+
+
+_LENS_FN = None
+
+
+def _lens_ce_fn():
+    global _LENS_FN
+    if _LENS_FN is not None:
+        return _LENS_FN
+    import torch
+
+    class _LensCE(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, h, weight, bias, targets, chunk):
+            need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+            need_b = bias is not None and ctx.needs_input_grad[2]
+            n = h.size(0)
+            loss = torch.zeros((), dtype=torch.float32, device=h.device)
+            grad_h = torch.empty_like(h) if need_h else None
+            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
+            grad_b = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
+            for s in range(0, n, chunk):
+                hc = h[s:s + chunk]
+                tc = targets[s:s + chunk]
+                logits = hc @ weight.t()
+                if bias is not None:
+                    logits = logits + bias
+                logits = logits.float()
+                lse = torch.logsumexp(logits, dim=-1)
+                loss += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
+                if need_h or need_w or need_b:
+                    # d CE_sum / d logits = softmax - onehot
+                    logits.sub_(lse[:, None]).exp_()
+                    logits[torch.arange(tc.numel(), device=tc.device), tc] -= 1.0
+                    g = logits.to(h.dtype)
+                    if need_h:
+                        grad_h[s:s + chunk] = g @ weight
+                    if need_w:
+                        grad_w.addmm_(logits.t(), hc.float())
+                    if need_b:
+                        grad_b += logits.sum(0)
+                del logits
+            ctx.save_for_backward(*(t for t in (grad_h, grad_w, grad_b) if t is not None))
+            ctx.flags = (need_h, need_w, need_b)
+            ctx.wdtype = weight.dtype
+            return loss
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            saved = list(ctx.saved_tensors)
+            need_h, need_w, need_b = ctx.flags
+            gh = gw = gb = None
+            if need_h:
+                t = saved.pop(0)
+                gh = t * grad_out.to(t.dtype)
+            if need_w:
+                gw = (saved.pop(0) * grad_out).to(ctx.wdtype)
+            if need_b:
+                gb = (saved.pop(0) * grad_out).to(ctx.wdtype)
+            return gh, gw, gb, None, None
+
+    _LENS_FN = _LensCE
+    return _LENS_FN
+
+
+def default_chunk_rows(vocab: int) -> int:
+    return max(16, (1 << 25) // max(1, vocab))
+
+
+# ---------------------------------------------------------------------------------------------- hooks
+class RepNoiseHooks:
+    """Forward hooks registered once on the unwrapped model (``with RepNoiseHooks(model, ...) as hooks``) and
+    removed on exit. While ``hooks.collect(batch, n_rows, seed)`` is active they capture, for the first
+    ``n_rows`` rows of the batch (the harmful half), the MLP outputs of the noise layers, the input of layer 0,
+    the outputs of layers 0..L-2 and of the final norm, and compute the logit-lens CE sum inside the LM head's
+    forward (while sharded weights are gathered)."""
+
+    def __init__(self, model, *, noise_layers: Optional[list[int]] = None, capture_mlp: bool = True,
+                 lens: str = "all", chunk_rows: int = 0):
+        import torch  # noqa: F401
+
+        self.parts = find_parts(model)
+        n = self.parts.num_layers
+        self.noise_layers = list(range(n)) if noise_layers is None else list(noise_layers)
+        self.capture_mlp = capture_mlp
+        if lens not in ("all", "final", "none"):
+            raise ValueError(lens)
+        self.lens = lens
+        vocab = self.parts.lm_head.weight.shape[0]
+        self.chunk_rows = chunk_rows or default_chunk_rows(vocab)
+        self.handles: list[Any] = []
+        self.registrations = 0
+        self._reset()
+        self.active = False
+
+    def _reset(self):
+        self.mlp_out: dict[int, Any] = {}
+        self.hidden: dict[int, Any] = {}
+        self.final = None
+        self.lens_sum = None
+        self.lens_count = 0
+        self.targets = None
+
+    # ---------------------------------------------------------------- registration
+    def __enter__(self) -> "RepNoiseHooks":
+        self.register()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def register(self) -> None:
+        if self.handles:
+            return
+        p = self.parts
+        if self.capture_mlp:
+            for li in self.noise_layers:
+                self.handles.append(p.mlps[li].register_forward_hook(self._mlp_hook(li)))
+        if self.lens == "all":
+            self.handles.append(p.layers[0].register_forward_pre_hook(self._input_hook, with_kwargs=True))
+            for li in range(p.num_layers - 1):
+                self.handles.append(p.layers[li].register_forward_hook(self._layer_hook(li + 1)))
+        if self.lens != "none":
+            self.handles.append(p.norm.register_forward_hook(self._norm_hook))
+            self.handles.append(p.lm_head.register_forward_hook(self._head_hook, prepend=True))
+        self.registrations += 1
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+        self._reset()
+
+    @property
+    def num_hooks(self) -> int:
+        return len(self.handles)
+
+    # ---------------------------------------------------------------- collection window
+    def start(self, batch: dict, n_rows: int, use_mask: bool) -> None:
+        self._reset()
+        self.n_rows = n_rows
+        if self.lens != "none":
+            self.targets = lens_targets(batch, use_mask)
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def _mlp_hook(self, li: int):
+        def hook(module, args, output):
+            if self.active:
+                self.mlp_out[li] = first_tensor(output)[: self.n_rows]
+        return hook
+
+    def _layer_hook(self, j: int):
+        def hook(module, args, output):
+            if self.active:
+                self.hidden[j] = first_tensor(output)[: self.n_rows]
+        return hook
+
+    def _input_hook(self, module, args, kwargs):
+        if self.active:
+            h = args[0] if args else kwargs.get("hidden_states")
+            self.hidden[0] = h[: self.n_rows]
+
+    def _norm_hook(self, module, args, output):
+        if self.active and self.final is None:
+            self.final = first_tensor(output)[: self.n_rows]
+
+    def _head_hook(self, module, args, output):
+        if self.active and self.lens_sum is None and self.final is not None:
+            self.compute_lens(module)
+
+    # ---------------------------------------------------------------- the logit lens
+    def compute_lens(self, head=None) -> None:
+        """CE sum over (hidden states x target positions); call inside the LM head's forward (the hook does) or
+        after the forward when no hook fired (unsharded models)."""
+        import torch
+
+        head = head if head is not None else self.parts.lm_head
+        rows, cols, tgt = self.targets
+        if rows.numel() == 0:
+            self.lens_sum = self.final.sum() * 0.0
+            self.lens_count = 0
+            return
+        if self.lens == "all":
+            n = self.parts.num_layers
+            missing = [j for j in range(n) if j not in self.hidden]
+            if missing:
+                raise AlignkitError(f"RepNoise hooks captured no hidden state for layer(s) {missing[:5]}; "
+                                    "this model's layers are not called as modules")
+            # hidden states 0..L-1 are raw residual streams: final norm, then LM head; the last is already normed
+            raw = torch.cat([self.hidden[j][rows, cols] for j in range(n)], dim=0)
+            feats = torch.cat([self.parts.norm(raw), self.final[rows, cols]], dim=0)
+            n_states = n + 1
+        else:
+            feats = self.final[rows, cols]
+            n_states = 1
+        targets = tgt.repeat(n_states)
+        bias = getattr(head, "bias", None)
+        self.lens_sum = LensCrossEntropy.apply(feats, head.weight, bias, targets, self.chunk_rows)
+        self.lens_count = int(targets.numel())
+
+    def lens_mean(self):
+        if self.lens_sum is None:
+            self.compute_lens()
+        return self.lens_sum / max(1, self.lens_count)
+
+    def mmd_mean(self, batch: dict, use_mask: bool, seed: int):
+        m = noise_mask(batch, use_mask)
+        total = None
+        for li in self.noise_layers:
+            h = self.mlp_out.get(li)
+            if h is None:
+                raise AlignkitError(f"RepNoise hooks captured no MLP output for layer {li}")
+            mm = m[..., None].to(h.dtype)
+            noise = gaussian_noise(h.shape, seed=seed, layer=li, device=h.device, dtype=h.dtype)
+            term = mmd_multi_kernel((h * mm).reshape(h.size(0), -1), (noise * mm).reshape(h.size(0), -1))
+            total = term if total is None else total + term
+        return total / len(self.noise_layers)
+
+
+# ---------------------------------------------------------------------------------------------- the loss
+def repnoise_loss(model, batch: dict, hooks: RepNoiseHooks, config: RepNoiseConfig, seed: int
+                  ) -> tuple[Any, dict[str, Any]]:
+    """The RepNoise loss of one paired batch (``model`` may be wrapped; ``hooks`` sit on its unwrapped
+    modules). Returns ``(loss, components)``."""
+    import torch
+
+    from alignkit.defences.base import causal_ce
+
+    b = batch["harmful_input_ids"].size(0)
+    parts: dict[str, Any] = {}
+    need_harmful = config.noise or config.ascent
+    if need_harmful:
+        hooks.start(batch, b, config.use_mask)
+        try:
+            model(input_ids=batch["harmful_input_ids"], attention_mask=batch["harmful_attention_mask"],
+                  use_cache=False, logits_to_keep=1)
+        finally:
+            hooks.stop()
+    out = model(input_ids=batch["harmless_input_ids"], attention_mask=batch["harmless_attention_mask"],
+                use_cache=False)
+    stab = causal_ce(out.logits, batch["harmless_labels"])
+    loss = stab
+    parts["harmless_ce"] = stab
+    if config.noise:
+        mmd = hooks.mmd_mean(batch, config.use_mask, seed)
+        loss = loss + config.beta * mmd
+        parts["noise_mmd"] = mmd
+    if config.ascent:
+        lens = hooks.lens_mean()
+        loss = loss - config.alpha * torch.log(lens + 1.0)
+        parts["harmful_ce"] = lens
+    hooks._reset()
+    return loss, parts
+
+
+def make_hooks(model, config: RepNoiseConfig) -> RepNoiseHooks:
+    parts = find_parts(model)
+    layers = parse_layers(config.noise_layers, parts.num_layers, "--noise-layers")
+    lens = "none" if not config.ascent else ("all" if config.logit_lens else "final")
+    return RepNoiseHooks(model, noise_layers=layers, capture_mlp=config.noise, lens=lens,
+                         chunk_rows=config.lens_chunk_rows)
+
+
+def freeze(model, config) -> list[str]:
+    """Freeze ``freeze_layers`` (and the embeddings); returns the frozen parameter names."""
+    parts = find_parts(model)
+    frozen: list[str] = []
+    if config.freeze_layers:
+        for li in parse_layers(config.freeze_layers, parts.num_layers, "--freeze-layers"):
+            for name, p in parts.layers[li].named_parameters():
+                p.requires_grad_(False)
+                frozen.append(f"layers.{li}.{name}")
+    if config.freeze_embeddings and parts.embeddings is not None:
+        for p in parts.embeddings.parameters():
+            p.requires_grad_(False)
+        frozen.append("embeddings")
+    if frozen and not any(p.requires_grad for p in model.parameters()):
+        raise AlignkitError("--freeze-layers/--freeze-embeddings froze every parameter; nothing left to train")
+    return frozen
+
+
+def step_seed(config_seed: int, step: int, micro: int, rank: int) -> int:
+    return ((config_seed * 1_000_033 + step) * 64 + micro) * 1024 + rank
+
+
+@DEFENCES.register("repnoise")
+class RepNoise(Defence):
+    config_class = RepNoiseConfig
+    description = ("Representation Noising: harmful-text representations pushed towards Gaussian noise at every "
+                   "layer (MMD), gradient ascent on harmful answers through the logit lens, harmless CE kept")
+
+    def prepare_model(self, config, model):
+        find_parts(model)  # unsupported architecture -> AlignkitError before any training
+        parse_layers(config.noise_layers, find_parts(model).num_layers, "--noise-layers")
+        freeze(model, config)
+        return model
+
+    def make_trainer(self, config, model, tokenizer, records, args):
+        return make_repnoise_trainer(config, model, tokenizer, records, args)
+
+
+def make_repnoise_trainer(config: RepNoiseConfig, model, tokenizer, records, args):
+    from alignkit.formatting import PairCollator
+
+    Base = trainer_class()
+
+    class RepNoiseTrainer(Base):
+        """``transformers.Trainer`` with the RepNoise loss. Hooks are registered once when training starts (on
+        the unwrapped model) and removed when it ends."""
+
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.rn_config = config
+            self.hooks: Optional[RepNoiseHooks] = None
+            self._micro = (-1, 0)
+
+        def train(self, *a, **kw):
+            self.hooks = make_hooks(self.model, self.rn_config)
+            with self.hooks:
+                return super().train(*a, **kw)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            step = int(self.state.global_step)
+            micro = self._micro[1] + 1 if self._micro[0] == step else 0
+            self._micro = (step, micro)
+            seed = step_seed(self.rn_config.seed, step, micro, int(self.args.process_index))
+            loss, parts = repnoise_loss(model, inputs, self.hooks, self.rn_config, seed)
+            self.record(**parts)
+            return (loss, None) if return_outputs else loss
+
+    return RepNoiseTrainer(model=model, args=args, train_dataset=PairDataset(tokenizer, records, config.template,
+                                                                             config.max_length),
+                           data_collator=PairCollator(tokenizer.pad_token_id), processing_class=tokenizer)
