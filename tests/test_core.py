@@ -117,3 +117,13 @@ def test_pair_collator_diff_mask(tok):
         assert (b["diff_mask"][i][both_pad] == 0).all()
     qa = QACollator(tok.pad_token_id)([encode_qa(tok, "a", "b"), encode_qa(tok, "aa aa aa", "bb bb")])
     assert (qa["labels"][qa["attention_mask"] == 0] == IGNORE).all()
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    p = write_json(tmp_path / "perm.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask

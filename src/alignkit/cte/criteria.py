@@ -1,0 +1,171 @@
+"""The six quality criteria of a CTE (methods.md section 4), min-max normalisation and the weighted sum.
+
+For an original segment o and a counterfactual c starting from the same state s_t (R = learned reward of
+each reached state, pi = the agent's policy); all are "higher is better":
+
+* validity          |mean R(o) - mean R(c)|
+* proximity         -MHD(o, c): minus the modified Hausdorff distance (Dubuisson & Jain 1994)
+                    between the sets of (next state, action) pairs,
+                    MHD(A, B) = max(mean_a min_b d(a, b), mean_b min_a d(a, b)),
+                    d = 0.5*[actions differ] + |phi(s) - phi(s')|_1, with phi = env.proximity_features;
+                    for Emergency that is sum |citizen-plane difference| + 1.5 * Manhattan(players).
+* state_importance  -entropy(pi(.|s_t)) (a state where the agent is sure matters)
+* diversity         mean over previously produced CTEs p of
+                    |len - len_p| / 10 + |t - t_p| / 25 + [sign(R(o)-R(c)) != sign_p]
+                    (0 for the first CTE; the scales make each term ~1 at a typical difference)
+* realisticness     mean log pi(a|s) over the counterfactual's actions (the likelihood reading of the
+                    paper's intent; the reference code used mean R(c) - mean R(o), which duplicates
+                    validity's signal, see docs/cte.md)
+* sparsity          -(len(o) + len(c))
+
+Each criterion is min-max normalised with bounds taken from sample CTEs (:meth:`Scorer.fit`), then
+quality = sum_k w_k * normalised_k with weights in [0, 1] (:data:`DEFAULT_WEIGHTS`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alignkit.errors import AlignkitError
+
+CRITERIA = ["validity", "proximity", "state_importance", "diversity", "realisticness", "sparsity"]
+
+# Validity carries most of the effect on explanation quality (paper), so it gets the full weight;
+# the others are tie-breakers that keep CTEs short, close to the original and plausible.
+DEFAULT_WEIGHTS = {"validity": 1.0, "proximity": 0.4, "state_importance": 0.3, "diversity": 0.3,
+                   "realisticness": 0.3, "sparsity": 0.3}
+
+LEN_SCALE, START_SCALE = 10.0, 25.0
+
+
+def check_weights(weights: dict[str, float]) -> dict[str, float]:
+    out = dict(DEFAULT_WEIGHTS)
+    for k, v in weights.items():
+        if k not in CRITERIA:
+            raise AlignkitError(f"unknown criterion {k!r} in weights; use {', '.join(CRITERIA)}")
+        if not 0.0 <= float(v) <= 1.0:
+            raise AlignkitError(f"weight for {k} is {v}; weights must lie in [0, 1]")
+        out[k] = float(v)
+    return out
+
+
+def modified_hausdorff(fa: np.ndarray, aa: np.ndarray, fb: np.ndarray, ab: np.ndarray) -> float:
+    """MHD between sets {(fa_i, aa_i)} and {(fb_j, ab_j)} with d = 0.5*[a != a'] + L1(f, f')."""
+    if len(aa) == 0 or len(ab) == 0:
+        return 0.0
+    return mhd_from_state_distances(np.abs(fa[:, None, :] - fb[None, :, :]).sum(-1), aa, ab)
+
+
+def mhd_from_state_distances(ds: np.ndarray, aa, ab) -> float:
+    """MHD given the pairwise state distances ``ds`` and the two action sequences."""
+    d = ds + 0.5 * (np.asarray(aa)[:, None] != np.asarray(ab)[None, :])
+    return float(max(d.min(1).sum() / d.shape[0], d.min(0).sum() / d.shape[1]))
+
+
+def default_features(obs: np.ndarray) -> np.ndarray:
+    return np.asarray(obs, dtype=np.float32).ravel()
+
+
+class Scorer:
+    """Computes raw criteria, normalises them and keeps the history that diversity needs."""
+
+    def __init__(self, env, model, weights: dict[str, float] | None = None,
+                 bounds: dict[str, tuple[float, float]] | None = None):
+        self.model = model
+        self.weights = check_weights(weights or {})
+        self.bounds = bounds or {}
+        base = getattr(env, "unwrapped", env)
+        self.features = getattr(base, "proximity_features", default_features)
+        self.state_matrix = getattr(base, "proximity_matrix", None)  # optional fast path on states
+        self._div_cache: dict[tuple, float] = {}
+        self._feat_cache: dict[bytes, np.ndarray] = {}
+        self.hist_len: list[int] = []
+        self.hist_start: list[int] = []
+        self.hist_sign: list[float] = []
+
+    # ----- raw criteria -----
+    def _feats(self, obs_list) -> np.ndarray:
+        rows = []
+        for o in obs_list:
+            k = o.tobytes()
+            f = self._feat_cache.get(k)
+            if f is None:
+                if len(self._feat_cache) > 200_000:
+                    self._feat_cache.clear()
+                f = self._feat_cache[k] = np.asarray(self.features(o), dtype=np.float32)
+            rows.append(f)
+        return np.stack(rows)
+
+    def proximity(self, orig, cf) -> float:
+        if not orig.actions or not cf.actions:
+            return 0.0
+        if self.state_matrix is not None:
+            ds = self.state_matrix(orig.states[1:], cf.states[1:])
+        else:
+            fa, fb = self._feats(orig.obs[1:]), self._feats(cf.obs[1:])
+            ds = np.abs(fa[:, None, :] - fb[None, :, :]).sum(-1)
+        return -mhd_from_state_distances(ds, orig.actions, cf.actions)
+
+    def diversity(self, length: int, start: int, sign: float) -> float:
+        if not self.hist_len:
+            return 0.0
+        key = (length, start, sign)
+        hit = self._div_cache.get(key)
+        if hit is None:
+            dl = np.abs(self._h_len - length) / LEN_SCALE
+            ds = np.abs(self._h_start - start) / START_SCALE
+            hit = self._div_cache[key] = float(np.mean(dl + ds + (self._h_sign != sign)))
+        return hit
+
+    def raw(self, orig, cf, start: int, importance: float | None = None) -> dict[str, float]:
+        ro = sum(orig.rewards) / len(orig.rewards) if orig.rewards else 0.0
+        rc = sum(cf.rewards) / len(cf.rewards) if cf.rewards else 0.0
+        if importance is None:
+            importance = -self.model.entropy(orig.obs[0])
+        sign = 1.0 if ro > rc else (-1.0 if ro < rc else 0.0)
+        return {
+            "validity": abs(ro - rc),
+            "proximity": self.proximity(orig, cf),
+            "state_importance": importance,
+            "diversity": self.diversity(len(cf), start, sign),
+            "realisticness": sum(cf.logps) / len(cf.logps) if cf.logps else 0.0,
+            "sparsity": -float(len(orig) + len(cf)),
+        }
+
+    # ----- normalisation and weighting -----
+    def normalise(self, raw: dict[str, float]) -> dict[str, float]:
+        out = {}
+        for k in CRITERIA:
+            lo, hi = self.bounds.get(k, (0.0, 1.0))
+            out[k] = (raw[k] - lo) / (hi - lo) if hi - lo > 1e-9 else 0.0
+        return out
+
+    def quality(self, raw: dict[str, float], include: tuple[str, ...] = tuple(CRITERIA)) -> float:
+        n = self.normalise(raw)
+        return float(sum(self.weights[k] * n[k] for k in include))
+
+    def score(self, cte) -> None:
+        """Fill cte.raw / cte.norm / cte.quality."""
+        cte.raw = self.raw(cte.orig, cte.cf, cte.start)
+        cte.norm = self.normalise(cte.raw)
+        cte.quality = float(sum(self.weights[k] * cte.norm[k] for k in CRITERIA))
+
+    def remember(self, cte) -> None:
+        self.hist_len.append(len(cte.cf))
+        self.hist_start.append(cte.start)
+        self.hist_sign.append(float(np.sign(cte.orig.mean_reward() - cte.cf.mean_reward())))
+        self._h_len, self._h_start = np.asarray(self.hist_len, float), np.asarray(self.hist_start, float)
+        self._h_sign = np.asarray(self.hist_sign)
+        self._div_cache = {}
+
+    def reset_history(self) -> None:
+        self.hist_len, self.hist_start, self.hist_sign = [], [], []
+        self._div_cache = {}
+
+    def fit(self, samples: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+        """Set min-max bounds from raw criteria of sample CTEs."""
+        if not samples:
+            raise AlignkitError("no sample CTEs to fit the normalisation on; generate some first")
+        self.bounds = {k: (float(min(s[k] for s in samples)), float(max(s[k] for s in samples)))
+                       for k in CRITERIA}
+        return self.bounds
