@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import TINY
+from attack_support import TINY
 
 from alignkit.attacks import ATTACKS, AttackConfig, AttackResult, attack, sweep
 from alignkit.errors import AlignkitError

@@ -8,7 +8,7 @@ import resource
 import time
 
 import pytest
-from conftest import judge_available, run_cli
+from attack_support import judge_available, run_cli
 
 
 def test_acceptance_command_tiny(tmp_path, cli_env, cli_judge):

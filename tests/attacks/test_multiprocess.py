@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from attack_support import ROOT
 
 
 @pytest.mark.slow

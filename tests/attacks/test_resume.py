@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, run_cli
+from attack_support import ROOT, run_cli
 
 
 def test_kill_and_resume(tmp_path, cli_env, cli_judge):

@@ -9,7 +9,7 @@ Runtime: about 6-8 minutes of CPU on 2 free cores (much longer wall time on a sh
 from __future__ import annotations
 
 import pytest
-from conftest import judge_available
+from attack_support import judge_available
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import random_batch
+from defence_support import random_batch
 
 ABLATIONS = {
     "full": {},

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, FakeJudge
+from defence_support import ROOT, FakeJudge
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no"]
