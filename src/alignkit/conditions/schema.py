@@ -1,0 +1,230 @@
+"""The schema of an evaluation's ``results.json`` (:class:`EvaluationReport`) and its parts.
+
+Everything the report, the terminal summary and ``docs/results.md`` show comes from these models; they are
+plain pydantic models so ``EvaluationReport.model_validate_json(path.read_text())`` re-checks a results file.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "alignkit.evaluation/1"
+
+VerdictValue = Literal["pass", "weak", "fail", "info", "skipped", "n/a"]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Estimate(_M):
+    """A point estimate with a (bootstrap) 95% confidence interval."""
+
+    value: float
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    n: int = 0
+
+
+class CurvePoint(_M):
+    step: int
+    harmfulness: float = Field(description="mean judge harm probability over the eval prompts")
+    share_harmful: Optional[float] = Field(default=None, description="share of completions scored > 0.5")
+
+
+class Disfluency(_M):
+    """Flags text that has collapsed into noise (which a classifier would score as harmless)."""
+
+    repetition_rate: float = Field(description="mean share of repeated word 3-grams per completion")
+    perplexity_under_base: Optional[float] = Field(default=None,
+                                                   description="median perplexity of the completions under the base model")
+    reference_perplexity: Optional[float] = Field(default=None,
+                                                  description="same, for the base model's own pre-attack completions")
+    empty_share: float = 0.0
+    flagged: bool = False
+    reason: str = ""
+
+
+class AttackSpec(_M):
+    """One harmful fine-tuning attack of the sweep."""
+
+    mode: Literal["full", "lora"] = "full"
+    lr: float
+    num_samples: int
+    seed: int = 0
+    max_steps: int
+    dataset: str = "harmful-qa"
+    categories: Optional[list[str]] = None
+
+    @property
+    def key(self) -> str:
+        cats = "" if not self.categories else "-" + "+".join(sorted(self.categories))
+        ds = "" if self.dataset == "harmful-qa" else "-" + self.dataset.replace("/", "_").replace(".", "_")
+        return f"{self.mode}-lr{self.lr:g}-n{self.num_samples}-s{self.seed}-t{self.max_steps}{ds}{cats}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode} lr={self.lr:g} n={self.num_samples} seed={self.seed}"
+
+
+class AttackRun(_M):
+    model: str = Field(description="model label (e.g. 'base', 'repnoise')")
+    spec: AttackSpec
+    curve: list[CurvePoint]
+    strong: Optional[bool] = Field(default=None, description="never above phi within the budget (None: no data)")
+    steps_to_threshold: Optional[int] = Field(default=None, description="first step above phi; None = never")
+    budget: int = Field(default=0, description="last step of the curve (the attack budget T)")
+    disfluency: Optional[Disfluency] = None
+    run_dir: Optional[str] = None
+    examples: list[dict[str, Any]] = Field(default_factory=list,
+                                           description="a few final (prompt, completion, score) rows")
+
+
+class ResistanceVerdict(_M):
+    model: str
+    strong: Optional[bool]
+    weak_steps: Optional[int] = Field(description="worst case (fewest) steps to cross phi; None = never")
+    budget: int
+    worst_attack: Optional[str] = None
+    worst_harmfulness: Optional[float] = None
+    less_harmful_than_base: Optional[bool] = None
+    disfluent: bool = False
+    verdict: VerdictValue
+    detail: str = ""
+
+
+class ResistanceResult(_M):
+    phi: float
+    phi_source: str
+    runs: list[AttackRun]
+    verdicts: list[ResistanceVerdict]
+
+
+class StabilityModel(_M):
+    model: str
+    perplexity: Estimate
+    probe_accuracy: Estimate
+    lm_eval: dict[str, float] = Field(default_factory=dict)
+
+
+class StabilityVerdict(_M):
+    model: str
+    perplexity_ratio: float
+    accuracy_drop: float
+    verdict: VerdictValue
+    detail: str = ""
+
+
+class StabilityResult(_M):
+    models: list[StabilityModel]
+    verdicts: list[StabilityVerdict]
+    notes: list[str] = Field(default_factory=list)
+
+
+class GeneralizationVerdict(_M):
+    model: str
+    in_domain: VerdictValue
+    cross_domain: VerdictValue
+    verdict: VerdictValue
+    detail: str = ""
+
+
+class GeneralizationResult(_M):
+    defence_categories: Optional[list[str]] = None
+    heldout_categories: Optional[list[str]] = None
+    cross_domain_source: Optional[str] = None
+    in_domain: list[AttackRun] = Field(default_factory=list)
+    cross_domain: list[AttackRun] = Field(default_factory=list)
+    verdicts: list[GeneralizationVerdict] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class TrainPoint(_M):
+    step: int
+    rouge1: float
+
+
+class TrainabilityModel(_M):
+    model: str
+    curve: list[TrainPoint]
+    rouge_before: float
+    rouge_after: float
+    steps_needed: Optional[int] = Field(description="first step reaching the target ROUGE-1; None = not reached")
+    harmfulness_after: Optional[float] = None
+    attacked_harmfulness_after: Optional[float] = None
+
+
+class TrainabilityVerdict(_M):
+    model: str
+    rouge_gap: float
+    steps_ratio: Optional[float]
+    stays_resistant: Optional[bool]
+    verdict: VerdictValue
+    detail: str = ""
+
+
+class TrainabilityResult(_M):
+    target_rouge: float
+    models: list[TrainabilityModel]
+    verdicts: list[TrainabilityVerdict]
+
+
+class DepthModel(_M):
+    model: str
+    layer_accuracy: list[float] = Field(description="probe accuracy per hidden state (0 = embeddings)")
+
+
+class DepthVerdict(_M):
+    model: str
+    mean_drop: float
+    early_drop: float
+    verdict: VerdictValue
+    detail: str = ""
+
+
+class DepthResult(_M):
+    n_examples: int
+    models: list[DepthModel]
+    verdicts: list[DepthVerdict]
+
+
+class ConditionVerdict(_M):
+    condition: str
+    model: str
+    verdict: VerdictValue
+    detail: str = ""
+
+
+class ModelEntry(_M):
+    label: str
+    path: str
+    role: Literal["base", "defended"]
+    defence: Optional[str] = None
+    pre_attack_harmfulness: Optional[float] = None
+
+
+class EvaluationReport(_M):
+    schema_version: str = SCHEMA_VERSION
+    config: dict[str, Any]
+    provenance: dict[str, Any]
+    judge: str
+    models: list[ModelEntry]
+    phi: Optional[float] = None
+    resistance: Optional[ResistanceResult] = None
+    stability: Optional[StabilityResult] = None
+    generalization: Optional[GeneralizationResult] = None
+    trainability: Optional[TrainabilityResult] = None
+    depth: Optional[DepthResult] = None
+    verdicts: list[ConditionVerdict] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage (this run)")
+    notes: list[str] = Field(default_factory=list)
+    run_dir: str = ""
+    extra: dict[str, Any] = Field(default_factory=dict, description="e.g. demo measurements")
+
+    def defended(self) -> list[ModelEntry]:
+        return [m for m in self.models if m.role == "defended"]
+
+    def base(self) -> ModelEntry:
+        return next(m for m in self.models if m.role == "base")

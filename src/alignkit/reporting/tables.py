@@ -1,0 +1,115 @@
+"""Tables of an evaluation as rows of strings (shared by the markdown, html and terminal renderers)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from alignkit.conditions.registry import ORDER
+from alignkit.conditions.schema import EvaluationReport
+
+ICON = {"pass": "PASS", "weak": "WEAK", "fail": "FAIL", "info": "info", "skipped": "skipped", "n/a": "n/a"}
+
+
+def f3(x: Optional[float]) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _final(run) -> Optional[float]:
+    return max(run.curve, key=lambda p: p.step).harmfulness if run.curve else None
+
+
+def main_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    """The RepNoise paper's main table: pre-attack harmfulness and final harmfulness per attack, per model."""
+    res = report.resistance
+    header = ["model", "pre-attack"]
+    rows: list[list[str]] = []
+    if res is None:
+        return header, [[m.label, f3(m.pre_attack_harmfulness)] for m in report.models]
+    specs = list(dict.fromkeys(r.spec.key for r in res.runs))
+    labels = {r.spec.key: r.spec.label.replace(" seed=0", "") for r in res.runs}
+    header += [labels[k] for k in specs] + ["steps to phi (worst)"]
+    verdicts = {v.model: v for v in res.verdicts}
+    for m in report.models:
+        row = [m.label, f3(m.pre_attack_harmfulness)]
+        for k in specs:
+            run = next((r for r in res.runs if r.model == m.label and r.spec.key == k), None)
+            cell = f3(_final(run)) if run else "-"
+            if run and run.disfluency and run.disfluency.flagged:
+                cell += " (disfluent)"
+            row.append(cell)
+        v = verdicts.get(m.label)
+        row.append("-" if v is None else ("never" if v.weak_steps is None else str(v.weak_steps)) + f" / {v.budget}")
+        rows.append(row)
+    return header, rows
+
+
+def verdict_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    models = [m.label for m in report.defended()]
+    header = ["condition"] + models
+    rows = []
+    for cond in ORDER:
+        row = [cond]
+        for m in models:
+            v = next((x for x in report.verdicts if x.condition == cond and x.model == m), None)
+            cell = ICON.get(v.verdict, v.verdict) if v else "-"
+            if cond == "resistance" and report.resistance is not None:
+                rv = next((x for x in report.resistance.verdicts if x.model == m), None)
+                if rv is not None and rv.disfluent:
+                    cell += " (disfluent)"
+            row.append(cell)
+        rows.append(row)
+    return header, rows
+
+
+def stability_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "perplexity [95% CI]", "probe accuracy [95% CI]"]
+    rows = []
+    st = report.stability
+    if st is None:
+        return header, rows
+    tasks = sorted({t for m in st.models for t in m.lm_eval})
+    header += tasks
+    for m in st.models:
+        p, a = m.perplexity, m.probe_accuracy
+        def g(x):
+            return "-" if x is None else f"{x:.2f}"
+
+        rows.append([m.model, f"{g(p.value)} [{g(p.lo)}, {g(p.hi)}]", f"{a.value:.3f} [{f3(a.lo)}, {f3(a.hi)}]"]
+                    + [f3(m.lm_eval.get(t)) for t in tasks])
+    return header, rows
+
+
+def trainability_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "ROUGE-1 before", "ROUGE-1 after", "steps to target", "harmfulness after",
+              "attacked after"]
+    tr = report.trainability
+    if tr is None:
+        return header, []
+    return header, [[m.model, f3(m.rouge_before), f3(m.rouge_after),
+                     "never" if m.steps_needed is None else str(m.steps_needed),
+                     f3(m.harmfulness_after), f3(m.attacked_harmfulness_after)] for m in tr.models]
+
+
+def generalization_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "attack", "pre", "final", "steps to phi"]
+    g = report.generalization
+    if g is None:
+        return header, []
+    rows = []
+    for kind, runs in (("in-domain", g.in_domain), ("cross-domain", g.cross_domain)):
+        for r in runs:
+            what = (f"{kind}: {'+'.join(r.spec.categories)}" if r.spec.categories else f"{kind}: {r.spec.dataset}")
+            rows.append([r.model, f"{what} ({r.spec.label})", f3(r.curve[0].harmfulness if r.curve else None),
+                         f3(_final(r)), "never" if r.steps_to_threshold is None else str(r.steps_to_threshold)])
+    return header, rows
+
+
+def depth_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    d = report.depth
+    if d is None or not d.models:
+        return ["layer"], []
+    header = ["hidden state"] + [m.model for m in d.models]
+    n = max(len(m.layer_accuracy) for m in d.models)
+    rows = [[str(i)] + [f"{m.layer_accuracy[i]:.2f}" if i < len(m.layer_accuracy) else "-" for m in d.models]
+            for i in range(n)]
+    return header, rows

@@ -1,0 +1,60 @@
+"""End-to-end runs of `alignkit evaluate` on tiny-random-llama with a minimal budget, and CLI errors."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from alignkit.conditions import EvaluateConfig, EvaluationReport, evaluate
+from alignkit.conditions.evaluate import Stages
+
+TINY = dict(eval_prompts=4, max_new_tokens=8, attack_lrs=[1e-4], attack_samples=[8], attack_steps=2, eval_every=1,
+            stability_texts=8, probe_size=4, train_steps=2, train_eval_every=1, train_eval_size=2, depth_pairs=6,
+            generalization_samples=8, attack_checkpoints=False, judge="refusal-keywords")
+
+
+@pytest.mark.slow
+def test_evaluate_smoke_tiny_model_and_resume(tmp_path):
+    cfg = EvaluateConfig(model=["tiny-random-llama"], label=["copy"], base="tiny-random-llama",
+                         output_dir=str(tmp_path / "ev"), **TINY)
+    rep = evaluate(cfg)
+    out = tmp_path / "ev"
+    again = EvaluationReport.model_validate_json((out / "results.json").read_text())
+    assert again.phi == rep.phi and [m.label for m in again.models] == ["base", "copy"]
+    assert len(rep.resistance.runs) == 2 and len(rep.resistance.runs[0].curve) == 3  # steps 0, 1, 2
+    assert {v.condition for v in rep.verdicts} == {"resistance", "stability", "generalization", "trainability",
+                                                    "depth"}
+    assert rep.generalization.heldout_categories  # in-domain attack ran on held-out categories
+    assert (out / "report.md").exists() and "data:image/png;base64," in (out / "report.html").read_text()
+    # a second run reuses every finished stage
+    t0 = time.time()
+    rep2 = evaluate(cfg)
+    assert time.time() - t0 < 60
+    assert any("reused" in n for n in rep2.notes)
+    assert rep2.resistance.runs[0].curve == rep.resistance.runs[0].curve
+
+
+def test_stage_cache(tmp_path):
+    st = Stages(tmp_path)
+    calls = []
+    assert st.run("a", {"k": 1}, lambda: calls.append(1) or {"v": 1}) == {"v": 1}
+    assert st.run("a", {"k": 1}, lambda: calls.append(1) or {"v": 2}) == {"v": 1}  # cached
+    assert st.run("a", {"k": 2}, lambda: calls.append(1) or {"v": 3}) == {"v": 3}  # key changed
+    assert len(calls) == 2 and json.loads((tmp_path / "stages" / "a.json").read_text())["result"] == {"v": 3}
+    assert Stages(tmp_path, overwrite=True).get("a", {"k": 2}) is None
+
+
+@pytest.mark.parametrize("args", [
+    ["evaluate", "--base", "tiny-random-llama"],
+    ["evaluate", "--model", "/no/such/folder", "--base", "tiny-random-llama"],
+    ["evaluate", "--model", "a/b", "--base", "c/d", "--conditions", "bogus"],
+    ["evaluate", "--model", "a/b", "--base", "c/d", "--attack-lrs", "2"],
+    ["report", "/no/such/run"],
+])
+def test_bad_input_exits_2_with_one_line(args):
+    p = subprocess.run([sys.executable, "-m", "alignkit.cli", *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr

@@ -1,0 +1,50 @@
+import base64
+import re
+
+from rich.console import Console
+
+from alignkit.conditions import EvaluationReport, load_report, save_report
+from alignkit.reporting import markdown, summary, write_reports
+
+
+def test_reports_written_with_embedded_images(sample_report, tmp_path):
+    paths = write_reports(sample_report, tmp_path)
+    md = paths["report_md"].read_text()
+    html = paths["report_html"].read_text()
+    assert "| model | pre-attack |" in md
+    assert "repnoise" in md and "PASS" in md
+    imgs = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
+    assert len(imgs) >= 3  # curves, generalization, trainability, depth
+    for b in imgs:
+        assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "http://" not in html and "https://" not in html  # self-contained
+    assert "&lt;b&gt;" in html  # prompts are escaped
+    assert (tmp_path / "figures" / "harmfulness_curves.png").exists()
+
+
+def test_results_json_round_trip(sample_report, tmp_path):
+    out = save_report(sample_report, tmp_path)
+    again = load_report(out["results"])
+    assert isinstance(again, EvaluationReport)
+    assert again.model_dump() == EvaluationReport.model_validate(sample_report.model_dump()).model_dump()
+
+
+def test_verdict_table_and_summary(sample_report):
+    v = {(x.model, x.condition): x.verdict for x in sample_report.verdicts}
+    assert v[("repnoise", "resistance")] == "weak"  # crosses phi=0.2 at step 20 under lr 8e-5
+    assert v[("repnoise", "stability")] == "pass"
+    assert v[("repnoise", "generalization")] == "weak"
+    assert v[("repnoise", "trainability")] == "pass"
+    assert v[("repnoise", "depth")] == "info"
+    console = Console(record=True, width=160)
+    summary(sample_report, console=console)
+    text = console.export_text()
+    assert "WEAK" in text and "report.html" in text
+    assert len(text.splitlines()) < 40  # one screen
+
+
+def test_markdown_handles_missing_conditions(sample_report):
+    rep = sample_report.model_copy(update={"stability": None, "depth": None, "trainability": None,
+                                           "generalization": None})
+    md = markdown(rep)
+    assert "Resistance" in md and "Depth analysis" not in md
