@@ -84,11 +84,9 @@ def _minilm_dir() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from alignkit.io import sha256_file
+
+    return sha256_file(path)
 
 
 def _finish(name: str, tmp: Path, info: dict) -> Path:

@@ -81,3 +81,14 @@ def read_jsonl(path: str | Path) -> list[dict]:
             except json.JSONDecodeError:
                 break  # a line cut by a kill: ignore the tail
     return rows
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -131,11 +131,9 @@ def _tokenize(tokenizer, prompts, completions, max_length: int, padding=False):
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from alignkit.io import sha256_file
+
+    return sha256_file(path)
 
 
 # ----------------------------------------------------------------------------------------------- judge
