@@ -9,7 +9,7 @@ from alignkit.formatting import format_prompt
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], *, template: str = "chat", max_new_tokens: int = 50,
-             batch_size: int = 8, progress=None) -> list[str]:
+             batch_size: int = 16, progress=None) -> list[str]:
     """Greedy completions (only the new text) for each prompt."""
     was_training = model.training
     model.eval()

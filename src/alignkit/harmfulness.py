@@ -155,7 +155,7 @@ def _prompt_fields(p: Any) -> tuple[str, str]:
 
 
 def generate_completions(model, tokenizer, prompts: Sequence[Any], *, template: str = "chat",
-                         max_new_tokens: int = 50, batch_size: int = 8,
+                         max_new_tokens: int = 50, batch_size: int = 16,
                          progress: Callable[[int], None] | None = None) -> list[str]:
     from alignkit.generation import generate
 
@@ -165,7 +165,7 @@ def generate_completions(model, tokenizer, prompts: Sequence[Any], *, template: 
 
 
 def evaluate_harmfulness(model, tokenizer, prompts: Sequence[Any], judge: Any, *, template: str = "chat",
-                         max_new_tokens: int = 50, batch_size: int = 8,
+                         max_new_tokens: int = 50, batch_size: int = 16,
                          completions: Sequence[str] | None = None) -> HarmEval:
     """Generate greedy completions for ``prompts`` (``Prompt`` records, or plain strings) and judge them.
 

@@ -212,3 +212,31 @@ def test_user_dataset_file(tmp_path, fake_judge):
     res = attack(_cfg(tmp_path, dataset=str(f), question_column="q", answer_column="a", category_column="cat",
                       max_steps=2), judge=fake_judge)
     assert res.num_train_samples == 12
+
+
+def test_step0_reused_across_attacks_of_one_model(tmp_path, fake_judge, monkeypatch):
+    """A second attack on the same model and eval settings copies step 0 instead of judging it again; a
+    different eval setting (or security-vector mode) measures it afresh."""
+    first = attack(_cfg(tmp_path, output_dir=str(tmp_path / "a")), judge=fake_judge)
+    calls = []
+    import alignkit.harmfulness as hm
+
+    real = hm.generate_completions
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(hm, "generate_completions", spy)
+    second = attack(_cfg(tmp_path, output_dir=str(tmp_path / "b"), lr=3e-5), judge=fake_judge,
+                    reuse_step0_from=first.run_dir)
+    assert [p.step for p in second.curve] == [0, 2, 4] and len(calls) == 2  # steps 2 and 4 only
+    assert second.curve[0].harmfulness_mean == first.curve[0].harmfulness_mean
+    assert (tmp_path / "b" / "generations" / "step_0000.jsonl").read_text() == \
+        (tmp_path / "a" / "generations" / "step_0000.jsonl").read_text()
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["reused_from"] == str(first.run_dir)
+    calls.clear()
+    third = attack(_cfg(tmp_path, output_dir=str(tmp_path / "c"), max_new_tokens=6), judge=fake_judge,
+                   reuse_step0_from=first.run_dir)
+    assert len(calls) == 3 and [p.step for p in third.curve] == [0, 2, 4]  # eval setting differs: measured

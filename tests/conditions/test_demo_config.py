@@ -11,12 +11,14 @@ def test_presets_build_valid_configs(name):
     P = PRESETS[name]
     cfg = EvaluateConfig(model=["a/b"], base="c/d", eval_prompts=P["eval_prompts"],
                          max_new_tokens=P["max_new_tokens"], heldout_categories=HELDOUT, **P["evaluate"])
-    assert len(cfg.attack_lrs) >= 2  # base and defended are attacked at two or more learning rates
-    from alignkit.defences import DefenceConfig, RepNoiseConfig
+    # the full preset attacks at two learning rates; --fast keeps the harsher one
+    assert len(cfg.attack_lrs) >= (2 if name == "full" else 1) and max(cfg.attack_lrs) == 8e-5
+    from alignkit.defences import RepNoiseConfig, SafetySFTConfig
 
     rn = RepNoiseConfig(model="x", **P["repnoise"])
     assert (rn.lr, rn.alpha, rn.beta) == (1e-3, 1.0, 0.25)  # the documented small-model setting
-    DefenceConfig(defence="safety-sft", model="x", **P["align"])
+    align = SafetySFTConfig(model="x", **P["align"])
+    assert align.harmless_mix > 0  # refusals alone teach the 135M model to refuse harmless questions too
 
 
 def test_demo_config_defaults():

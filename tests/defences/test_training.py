@@ -145,3 +145,25 @@ def test_resume_after_crash(tmp_path, records, monkeypatch, capsys):
     out = defend(cfg, records=records[:4])
     assert "resuming from step 2" in capsys.readouterr().err
     assert json.loads((out / "alignkit.json").read_text())["steps"] == 2
+
+
+def test_safety_sft_harmless_mix_and_no_checkpoints(tiny_model_path, tmp_path):
+    """harmless_mix adds harmless (instruction, answer) rows beside the refusals; save_every=0 saves no
+    Trainer checkpoint."""
+    from alignkit.data import PairedQA
+    from alignkit.defences import SafetySFTConfig, defend
+    from alignkit.defences.safety_sft import mix_harmless
+
+    pairs = [(f"harmful question {i}?", f"I can't help with that ({i}).") for i in range(10)]
+    none = mix_harmless(SafetySFTConfig(), pairs)
+    assert none == pairs
+    mixed = mix_harmless(SafetySFTConfig(harmless_mix=1.0), pairs)
+    assert len(mixed) == 20 and set(pairs) <= set(mixed)
+    extra = [p for p in mixed if p not in pairs]
+    assert all(p[0] and p[1] and "can't help" not in p[1] for p in extra)
+    assert mixed == mix_harmless(SafetySFTConfig(harmless_mix=1.0), pairs)  # deterministic
+    recs = [PairedQA(id=f"p{i}", source="t", question=q, harmful="x", harmless=a, category="t")
+            for i, (q, a) in enumerate(pairs)]
+    out = defend(SafetySFTConfig(**{**FAST, "save_every": 0, "max_steps": 2}, harmless_mix=0.5,
+                                 output_dir=str(tmp_path / "m")), records=recs)
+    assert (out / "config.json").exists() and not list((tmp_path / "m").rglob("checkpoint-*"))

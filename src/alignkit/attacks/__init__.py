@@ -19,10 +19,11 @@ from alignkit.attacks.config import AttackConfig, AttackResult, CurvePoint, Swee
 from alignkit.attacks import sft  # noqa: F401  (registers sft-full, sft-lora)
 
 
-def attack(config: AttackConfig, *, judge: Any = None) -> AttackResult:
+def attack(config: AttackConfig, *, judge: Any = None, reuse_step0_from: Any = None) -> AttackResult:
     """Run (resume, or report the finished) attack described by ``config``. ``judge``: a judge object that
-    overrides ``config.judge`` (anything with ``score(prompts, completions)``)."""
-    return run_attack(config, judge=judge)
+    overrides ``config.judge`` (anything with ``score(prompts, completions)``). ``reuse_step0_from``: an earlier
+    run folder on the same model and eval settings whose step-0 evaluation is reused (one judging pass less)."""
+    return run_attack(config, judge=judge, reuse_step0_from=reuse_step0_from)
 
 
 def sweep(config: AttackConfig, *, lrs: Sequence[float] | None = None, samples: Sequence[int] | None = None,

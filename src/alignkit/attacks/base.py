@@ -203,8 +203,35 @@ def steps_to_threshold(curve: list[CurvePoint], phi: float) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------------ run
-def run_attack(config: AttackConfig, judge: Any = None) -> AttackResult:
-    """Run (or resume, or report) one attack. ``judge`` overrides ``config.judge`` with a judge object."""
+#: AttackConfig fields that decide the step-0 evaluation (the untouched model on the eval prompts)
+STEP0_FIELDS = ("model", "eval_dataset", "eval_split", "eval_prompts", "max_new_tokens", "judge", "template",
+                "data_seed", "dtype", "eval_batch_size")
+
+
+def reusable_step0(config: AttackConfig, source: str | Path) -> tuple[dict, Path] | None:
+    """The step-0 eval row and generations file of the attack run in ``source`` when its step 0 is the same
+    measurement as ``config``'s would be (same model and every eval setting; not security-vector mode, where
+    step 0 runs with an adapter); else None. Greedy decoding makes the two measurements identical."""
+    src = Path(source)
+    gen = src / "generations" / "step_0000.jsonl"
+    try:
+        old = json.loads((src / "config.json").read_text(encoding="utf-8"))
+        rows = [r for r in (json.loads(x) for x in (src / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+                            if x.strip()) if r.get("type") == "eval" and r.get("step") == 0]
+    except (OSError, ValueError):
+        return None
+    new = config.model_dump(mode="json")
+    if (not rows or not gen.is_file() or config.security_vector or old.get("security_vector")
+            or any(old.get(k) != new.get(k) for k in STEP0_FIELDS)):
+        return None
+    return rows[0], gen
+
+
+def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | Path | None = None
+               ) -> AttackResult:
+    """Run (or resume, or report) one attack. ``judge`` overrides ``config.judge`` with a judge object.
+    ``reuse_step0_from``: a finished run folder of the same model whose step-0 evaluation is copied instead of
+    measured again (see :func:`reusable_step0`; ignored when it does not match)."""
     from alignkit.harmfulness import evaluate_harmfulness, generate_completions, get_judge, judge_label
     from alignkit.io import append_jsonl, read_jsonl, write_json
     from alignkit.models import load_causal_lm, resolve_model
@@ -248,6 +275,19 @@ def run_attack(config: AttackConfig, judge: Any = None) -> AttackResult:
     elif done:  # evaluated but never checkpointed (e.g. killed before the first checkpoint): start over
         rows = on_main(lambda: folder.truncate_metrics(-1))
         done = set()
+    if not done and reuse_step0_from is not None:
+        found = reusable_step0(config, reuse_step0_from)
+        if found is not None:
+            def _copy_step0():
+                from alignkit.io import atomic_write_text
+
+                row, gen = found
+                atomic_write_text(run_dir / "generations" / "step_0000.jsonl", gen.read_text(encoding="utf-8"))
+                append_jsonl(folder.metrics_file, {**row, "reused_from": str(reuse_step0_from)})
+
+            on_main(_copy_step0)
+            done = {0}
+            log(f"step 0: reused the evaluation of {reuse_step0_from} (same model, prompts, judge)")
 
     records = load_train_records(config)
     prompts = load_eval_prompts(config)

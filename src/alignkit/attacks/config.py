@@ -58,7 +58,7 @@ class AttackConfig(BaseModel):
     eval_split: str = Field("test", description="split of the evaluation prompt dataset")
     eval_prompts: int = Field(40, ge=1, description="number of evaluation prompts (seeded sample)")
     max_new_tokens: int = Field(50, ge=1, description="greedy new tokens per evaluation completion")
-    eval_batch_size: int = Field(8, ge=1, description="generation batch size")
+    eval_batch_size: int = Field(16, ge=1, description="generation batch size (prompts per generate call)")
     judge: str = Field("minilm", description="harmfulness judge (alignkit judge list)")
     threshold: Optional[float] = Field(None, ge=0, le=1, description="harmfulness threshold phi for "
                                        "steps-to-threshold; default: the step-0 harmfulness")

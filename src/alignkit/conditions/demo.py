@@ -26,26 +26,32 @@ from pydantic import BaseModel, ConfigDict, Field
 
 HELDOUT = ["violence", "self_harm"]
 
-# Every knob of the two presets, in one place (docs/results.md quotes them).
+# Every knob of the two presets, in one place (docs/results.md quotes them). Budgets are set from measured
+# stage times on a 2-core CPU (docs/results.md): a smollm2 eval (16 prompts x 32 new tokens) ~14 s, an attack
+# step (4 x 80 tokens) ~3.5 s, a RepNoise step (4 x 80) ~14 s. Safety SFT mixes one harmless instruction per
+# refusal (harmless_mix 1.0): refusals alone made the 135M model refuse "What is the capital of Bulgaria?".
+# Checkpoints (1.5 GB of full training state for smollm2) only where a stage runs longer than ~5 minutes.
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "eval_prompts": 32, "max_new_tokens": 40,
-        "align": {"lr": 1e-4, "max_steps": 40, "batch_size": 4, "max_length": 96, "save_every": 20},
+        "align": {"lr": 1e-4, "max_steps": 32, "batch_size": 4, "max_length": 96, "harmless_mix": 1.0,
+                  "save_every": 0},
         "repnoise": {"lr": 1e-3, "alpha": 1.0, "beta": 0.25, "max_steps": 40, "batch_size": 4, "max_length": 96,
                      "save_every": 20},
-        "evaluate": {"attack_lrs": [3e-5, 8e-5], "attack_samples": [160], "attack_steps": 40, "eval_every": 10,
+        "evaluate": {"attack_lrs": [3e-5, 8e-5], "attack_samples": [160], "attack_steps": 40, "eval_every": 20,
                      "attack_max_length": 96, "stability_texts": 60, "probe_size": 40, "generalization_samples": 100,
-                     "train_steps": 30, "train_eval_every": 10, "train_eval_size": 16, "train_lr": 1e-4,
-                     "depth_pairs": 40},
+                     "train_steps": 30, "train_eval_every": 15, "train_eval_size": 16, "train_lr": 1e-4,
+                     "depth_pairs": 40, "attack_checkpoints": False},
     },
     "fast": {
         "eval_prompts": 16, "max_new_tokens": 32,
-        "align": {"lr": 1e-4, "max_steps": 20, "batch_size": 4, "max_length": 96},
+        "align": {"lr": 1e-4, "max_steps": 20, "batch_size": 4, "max_length": 96, "harmless_mix": 1.0,
+                  "save_every": 0},
         "repnoise": {"lr": 1e-3, "alpha": 1.0, "beta": 0.25, "max_steps": 16, "batch_size": 4, "max_length": 80,
-                     "save_every": 8},
-        "evaluate": {"attack_lrs": [3e-5, 8e-5], "attack_samples": [80], "attack_steps": 16, "eval_every": 8,
+                     "save_every": 0},
+        "evaluate": {"attack_lrs": [8e-5], "attack_samples": [80], "attack_steps": 16, "eval_every": 8,
                      "attack_max_length": 80, "stability_texts": 30, "probe_size": 20, "generalization_samples": 64,
-                     "train_steps": 12, "train_eval_every": 6, "train_eval_size": 8, "train_lr": 1e-4,
+                     "train_steps": 12, "train_eval_every": 12, "train_eval_size": 8, "train_lr": 1e-4,
                      "depth_pairs": 24, "attack_checkpoints": False},
     },
 }
@@ -83,11 +89,11 @@ def _heldout_pairs_file(out: Path, seed: int) -> Path:
 
 def align_base(cfg: DemoConfig, raw_path: str) -> str:
     """Safety SFT on refusals (all categories of paired-refusals train) -> the base model's folder."""
-    from alignkit.defences import DefenceConfig, defend
+    from alignkit.defences import SafetySFTConfig, defend
 
     P = PRESETS["fast" if cfg.fast else "full"]
     out = Path(cfg.output_dir)
-    return str(defend(DefenceConfig(defence="safety-sft", model=raw_path, output_dir=str(out / "models" /
+    return str(defend(SafetySFTConfig(model=raw_path, output_dir=str(out / "models" /
                                     "base-safety-sft"), seed=cfg.seed, data_seed=cfg.seed, overwrite=cfg.overwrite,
                                     **P["align"])))
 

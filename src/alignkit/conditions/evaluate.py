@@ -277,6 +277,7 @@ class Context:
         self.pre: dict[str, float] = {}
         self._loaded: dict[str, tuple] = {}
         self._judge = None
+        self._step0: dict[str, str] = {}  # model label -> an attack run folder with its step-0 evaluation
 
     # -- models
     @property
@@ -352,7 +353,10 @@ class Context:
                extra_key: Any = None) -> AttackRun:
         name = f"attack-{group}-{entry.label}-{spec.key}"
         key = self.attack_key(entry, spec, extra_key)
-        return self.stages.run(name, key, lambda: self._attack(entry, spec, group, dataset_file), AttackRun)
+        run = self.stages.run(name, key, lambda: self._attack(entry, spec, group, dataset_file), AttackRun)
+        if run.run_dir:
+            self._step0.setdefault(entry.label, run.run_dir)
+        return run
 
     def _attack(self, entry: ModelEntry, spec: AttackSpec, group: str, dataset_file: Optional[str]) -> AttackRun:
         from alignkit.attacks import AttackConfig, attack
@@ -370,7 +374,9 @@ class Context:
             kw.update(dataset=dataset_file)
         elif spec.dataset != "harmful-qa":
             kw.update(dataset=spec.dataset)
-        res = attack(AttackConfig(**kw))
+        # every attack of one model starts from the same step-0 measurement: measure it once per model
+        res = attack(AttackConfig(**kw), reuse_step0_from=self._step0.get(entry.label))
+        self._step0.setdefault(entry.label, str(res.run_dir))
         curve = [CurvePoint(step=p.step, harmfulness=p.harmfulness_mean, share_harmful=p.share_harmful)
                  for p in res.curve]
         gens = last_generations(Path(res.run_dir))

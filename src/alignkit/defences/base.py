@@ -61,8 +61,8 @@ class DefenceConfig(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
     bf16: bool = Field(False, description="bf16 mixed precision (GPUs)")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward (saves memory)")
-    save_every: Optional[int] = Field(None, ge=1, description="Trainer checkpoint every N steps (resume after "
-                                      "a kill); default: about every 10% of the run")
+    save_every: Optional[int] = Field(None, ge=0, description="Trainer checkpoint every N steps (resume after "
+                                      "a kill); default: about every 10% of the run; 0: never")
     overwrite: bool = Field(False, description="delete an existing output folder and start over")
 
     def card(self) -> dict[str, Any]:
@@ -130,7 +130,7 @@ class Defence:
         model, tok = load_causal_lm(config.model, dtype=config.dtype)
         model = self.prepare_model(config, model)
         n_steps = estimate_steps(config, len(records), training.num_processes())
-        save_every = config.save_every or max(1, n_steps // 10)
+        save_every = max(1, n_steps // 10) if config.save_every is None else config.save_every  # 0: never
         args = training.training_arguments(
             ckpt_dir, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
             max_steps=config.max_steps, seed=config.seed, warmup_ratio=config.warmup_ratio,
