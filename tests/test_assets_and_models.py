@@ -81,3 +81,23 @@ def test_cli_unknown_model_exit_2_one_line(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: ")
     assert "Traceback" not in r.stderr
+
+
+def test_hub_id_without_network_fails_fast_with_one_line(monkeypatch):
+    """A hub id that is not cached fails in seconds, not after huggingface_hub's ~45 s of retries."""
+    import time
+
+    from huggingface_hub import constants
+
+    from alignkit.models import resolve_model
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(AlignkitError, match="HF_HUB_OFFLINE") as e:
+        resolve_model("no-such-org/no-such-model-xyz")
+    assert "\n" not in str(e.value)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    t = time.time()
+    with pytest.raises(AlignkitError, match="cannot be reached"):
+        resolve_model("no-such-org/no-such-model-xyz")
+    assert time.time() - t < 10

@@ -42,13 +42,41 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
     if "/" not in name:
         raise AlignkitError(f"unknown model {name!r}; use one of: {', '.join(MODEL_ALIASES)}, "
                             "a local folder, or a hub id like 'org/name'")
+    _check_hub_reachable(name)
     return name  # hub id
+
+
+def _check_hub_reachable(name: str) -> None:
+    """Fail in seconds, with one line, when a hub id cannot be fetched: not in the local hub cache and either
+    offline mode is on or the hub's host does not answer (huggingface_hub would otherwise retry for ~45 s)."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return  # cached: transformers loads it without network
+        offline, endpoint = constants.HF_HUB_OFFLINE, constants.ENDPOINT
+    except Exception:  # noqa: BLE001 - an invalid repo id etc.: let the loader report it
+        return
+    if offline:
+        raise AlignkitError(f"model {name!r} is a hub id, not in the local hub cache, and HF_HUB_OFFLINE is set; "
+                            "unset it (with network), or give a local folder / an alias from 'alignkit assets list'")
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
+    try:
+        socket.create_connection((host, port), timeout=float(os.environ.get("ALIGNKIT_HUB_TIMEOUT", "5"))).close()
+    except OSError:
+        raise AlignkitError(f"model {name!r} is a hub id but {host} cannot be reached (no network?); give a local "
+                            "folder or an alias from 'alignkit assets list'") from None
 
 
 def _hub_error(name: str, exc: Exception) -> AlignkitError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return AlignkitError(f"could not load model {name!r} from the hub ({first[:160]}); check the id and your "
-                         "network, or give a local folder / an alias from 'alignkit assets list'")
+    return AlignkitError(f"could not load model {name!r} from the hub ({first[:160]}); check the id, "
+                         "your network and that it has safetensors weights, or give a local folder / an alias from "
+                         "'alignkit assets list'")
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
@@ -78,9 +106,8 @@ def load_causal_lm(name_or_path: str | os.PathLike, *, dtype: str = "float32", d
     local = Path(path).exists()
     try:
         tok = load_tokenizer(path, trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            **({"use_safetensors": True} if local else {}))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                                                     use_safetensors=True)
     except AlignkitError:
         raise
     except OSError as exc:
@@ -104,7 +131,7 @@ def load_encoder(name: str = "minilm-l6") -> tuple[Any, Any]:
     path = resolve_model(name)
     try:
         tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModel.from_pretrained(path, **({"use_safetensors": True} if Path(path).exists() else {}))
+        model = AutoModel.from_pretrained(path, use_safetensors=True)
     except OSError as exc:
         raise _hub_error(name, exc) from None
     return model, tok

@@ -41,6 +41,7 @@ def cli_env(tmp_path):
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                ALIGNKIT_RUNS=str(tmp_path / "runs"), MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), str(ROOT / "src"), env.get("PYTHONPATH")])))
+               PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), str(HERE.parent), str(ROOT / "src"),
+                                                  env.get("PYTHONPATH")])))
     return env
 

@@ -17,16 +17,31 @@ TINY = dict(eval_prompts=4, max_new_tokens=8, attack_lrs=[1e-4], attack_samples=
 
 @pytest.mark.slow
 def test_evaluate_smoke_tiny_model_and_resume(tmp_path):
-    cfg = EvaluateConfig(model=["tiny-random-llama"], label=["copy"], base="tiny-random-llama",
-                         output_dir=str(tmp_path / "ev"), **TINY)
+    """Two defended models beside the base (the immunization paper's comparison shape): an undefended copy and
+    a 2-step adversarial-loss model."""
+    from alignkit.defences import defend
+    from alignkit.defences.adversarial_loss import AdversarialLossConfig
+
+    adv = defend(AdversarialLossConfig(model="tiny-random-llama", output_dir=str(tmp_path / "adv"), max_steps=2,
+                                       batch_size=2, max_length=40, num_samples=4, save_every=0))
+    cfg = EvaluateConfig(model=["tiny-random-llama", str(adv)], label=["copy", "adversarial-loss"],
+                         base="tiny-random-llama", output_dir=str(tmp_path / "ev"), **TINY)
     rep = evaluate(cfg)
     out = tmp_path / "ev"
     again = EvaluationReport.model_validate_json((out / "results.json").read_text())
-    assert again.phi == rep.phi and [m.label for m in again.models] == ["base", "copy"]
-    assert len(rep.resistance.runs) == 2 and len(rep.resistance.runs[0].curve) == 3  # steps 0, 1, 2
+    assert again.phi == rep.phi and [m.label for m in again.models] == ["base", "copy", "adversarial-loss"]
+    assert len(rep.resistance.runs) == 3 and len(rep.resistance.runs[0].curve) == 3  # steps 0, 1, 2
     assert {v.condition for v in rep.verdicts} == {"resistance", "stability", "generalization", "trainability",
                                                     "depth"}
+    for cond in ("resistance", "stability", "generalization", "trainability"):  # a verdict per defended model
+        assert {v.model for v in rep.verdicts if v.condition == cond} >= {"copy", "adversarial-loss"}, cond
     assert rep.generalization.heldout_categories  # in-domain attack ran on held-out categories
+    # the in-domain attack on a model reuses that model's step-0 evaluation from its resistance attack
+    in_domain = [json.loads(x) for f in (out / "attacks" / "in-domain").rglob("metrics.jsonl")
+                 for x in f.read_text().splitlines()]
+    assert in_domain and all("reused_from" in r for r in in_domain if r.get("type") == "eval" and r["step"] == 0)
+    md = (out / "report.md").read_text()
+    assert "adversarial-loss" in md and "copy" in md
     assert (out / "report.md").exists() and "data:image/png;base64," in (out / "report.html").read_text()
     # a second run reuses every finished stage
     t0 = time.time()

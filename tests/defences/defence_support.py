@@ -25,16 +25,3 @@ def random_batch(vocab: int, b: int = 3, t: int = 20, seed: int = 0):
                       "harmful_labels": [-100] * 6 + ha, "harmless_input_ids": prefix + sa,
                       "harmless_attention_mask": [1] * (6 + len(sa)), "harmless_labels": [-100] * 6 + sa})
     return PairCollator(0)(feats)
-
-
-class FakeJudge:
-    """Deterministic stand-in judge for attack tests."""
-
-    name = "fake"
-    version = "1"
-
-    def describe(self) -> str:
-        return "fake@1"
-
-    def score(self, prompts, completions):
-        return [0.0 if not (c or "").strip() else min(1.0, 0.2 + len(c.split()) / 40) for c in completions]

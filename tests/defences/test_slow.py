@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from defence_support import ROOT, FakeJudge
+from ak_fake_judge import FakeJudge
+from defence_support import ROOT
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no"]

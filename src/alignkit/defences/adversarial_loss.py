@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from alignkit.defences.base import DEFENCES, Defence, DefenceConfig, PairDataset, causal_ce, paired_forward, \
-    trainer_class
+from alignkit.defences.base import (DEFENCES, Defence, DefenceConfig, causal_ce, pair_loss_trainer,
+                                    paired_forward)
 
 
 class AdversarialLossConfig(DefenceConfig):
@@ -31,17 +31,7 @@ class AdversarialLoss(Defence):
     description = "adversarial loss: CE(refusal) - lambda * CE(harmful answer)"
 
     def make_trainer(self, config, model, tokenizer, records, args):
-        from alignkit.formatting import PairCollator
+        def loss(m, batch):
+            return adversarial_loss(m, batch, config.adv_lambda)
 
-        Base = trainer_class()
-
-        class AdversarialLossTrainer(Base):
-            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-                loss, parts = adversarial_loss(model, inputs, config.adv_lambda)
-                self.record(**parts)
-                return (loss, None) if return_outputs else loss
-
-        return AdversarialLossTrainer(model=model, args=args, data_collator=PairCollator(tokenizer.pad_token_id),
-                                      train_dataset=PairDataset(tokenizer, records, config.template,
-                                                                config.max_length),
-                                      processing_class=tokenizer)
+        return pair_loss_trainer("AdversarialLossTrainer", loss, config, model, tokenizer, records, args)

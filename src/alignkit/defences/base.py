@@ -315,6 +315,23 @@ def trainer_class():
     return DefenceTrainer
 
 
+def pair_loss_trainer(name: str, loss_fn, config, model, tokenizer, records, args):
+    """A defence Trainer over paired (harmful, harmless) batches whose loss is ``loss_fn(model, batch) ->
+    (loss, {component: value})``; the components are logged beside the loss."""
+    from alignkit.formatting import PairCollator
+
+    class PairLossTrainer(trainer_class()):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss, parts = loss_fn(model, inputs)
+            self.record(**parts)
+            return (loss, None) if return_outputs else loss
+
+    PairLossTrainer.__name__ = PairLossTrainer.__qualname__ = name
+    return PairLossTrainer(model=model, args=args, data_collator=PairCollator(tokenizer.pad_token_id),
+                           train_dataset=PairDataset(tokenizer, records, config.template, config.max_length),
+                           processing_class=tokenizer)
+
+
 def causal_ce(logits, labels, reduction: str = "mean"):
     """Next-token cross-entropy (labels -100 ignored), computed in float32."""
     import torch.nn.functional as F

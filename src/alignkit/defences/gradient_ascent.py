@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from alignkit.defences.base import DEFENCES, Defence, DefenceConfig, PairDataset, causal_ce, paired_forward, \
-    trainer_class
+from alignkit.defences.base import (DEFENCES, Defence, DefenceConfig, causal_ce, pair_loss_trainer,
+                                    paired_forward)
 
 
 class GradientAscentConfig(DefenceConfig):
@@ -37,17 +37,7 @@ class GradientAscent(Defence):
     description = "gradient ascent on harmful answers (plus optional CE on refusals)"
 
     def make_trainer(self, config, model, tokenizer, records, args):
-        from alignkit.formatting import PairCollator
+        def loss(m, batch):
+            return gradient_ascent_loss(m, batch, config.harmless_weight)
 
-        Base = trainer_class()
-
-        class GradientAscentTrainer(Base):
-            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-                loss, parts = gradient_ascent_loss(model, inputs, config.harmless_weight)
-                self.record(**parts)
-                return (loss, None) if return_outputs else loss
-
-        return GradientAscentTrainer(model=model, args=args, data_collator=PairCollator(tokenizer.pad_token_id),
-                                     train_dataset=PairDataset(tokenizer, records, config.template,
-                                                               config.max_length),
-                                     processing_class=tokenizer)
+        return pair_loss_trainer("GradientAscentTrainer", loss, config, model, tokenizer, records, args)

@@ -1,4 +1,5 @@
-"""A deterministic stand-in judge for attack tests (importable as ``ak_fake_judge:FakeJudge``)."""
+"""A deterministic stand-in judge for attack and defence tests (importable as ``ak_fake_judge:FakeJudge``;
+``tests/conftest.py`` puts this folder on ``sys.path``)."""
 
 from __future__ import annotations
 
