@@ -43,7 +43,7 @@ def test_tiny_model_is_small_and_uses_smollm2_tokenizer(tiny_model_path):
 @pytest.mark.parametrize("name,fragment", [
     ("no-such-model", "unknown model"),
     ("./missing/folder", "does not exist"),
-    ("some-org/some-model-that-is-not-here", "could not load model"),
+    ("some-org/some-model-that-is-not-here", "hub id"),
 ])
 def test_bad_model_names_raise_one_line(name, fragment):
     with pytest.raises(AlignkitError) as ei:
