@@ -31,6 +31,9 @@ def test_evaluate_smoke_tiny_model_and_resume(tmp_path):
     again = EvaluationReport.model_validate_json((out / "results.json").read_text())
     assert again.phi == rep.phi and [m.label for m in again.models] == ["base", "copy", "adversarial-loss"]
     assert len(rep.resistance.runs) == 3 and len(rep.resistance.runs[0].curve) == 3  # steps 0, 1, 2
+    base_pre = rep.resistance.runs[0].curve[0].harmfulness
+    assert rep.resistance.runs[0].model == "base"
+    assert rep.phi == pytest.approx(min(1.0, base_pre + cfg.phi_margin)) and "margin" in rep.resistance.phi_source
     assert {v.condition for v in rep.verdicts} == {"resistance", "stability", "generalization", "trainability",
                                                     "depth"}
     for cond in ("resistance", "stability", "generalization", "trainability"):  # a verdict per defended model
