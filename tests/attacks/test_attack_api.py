@@ -240,3 +240,13 @@ def test_step0_reused_across_attacks_of_one_model(tmp_path, fake_judge, monkeypa
     third = attack(_cfg(tmp_path, output_dir=str(tmp_path / "c"), max_new_tokens=6), judge=fake_judge,
                    reuse_step0_from=first.run_dir)
     assert len(calls) == 3 and [p.step for p in third.curve] == [0, 2, 4]  # eval setting differs: measured
+
+    class OtherJudge(type(fake_judge)):
+        name = "other"
+
+        def describe(self) -> str:
+            return "other@1"
+
+    calls.clear()
+    attack(_cfg(tmp_path, output_dir=str(tmp_path / "d")), judge=OtherJudge(), reuse_step0_from=first.run_dir)
+    assert len(calls) == 3  # another judge object behind the same config.judge string: step 0 measured again

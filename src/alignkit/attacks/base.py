@@ -208,10 +208,12 @@ STEP0_FIELDS = ("model", "eval_dataset", "eval_split", "eval_prompts", "max_new_
                 "data_seed", "dtype", "eval_batch_size")
 
 
-def reusable_step0(config: AttackConfig, source: str | Path) -> tuple[dict, Path] | None:
+def reusable_step0(config: AttackConfig, source: str | Path, judge_name: str | None = None,
+                   prompts: list[str] | None = None) -> tuple[dict, Path] | None:
     """The step-0 eval row and generations file of the attack run in ``source`` when its step 0 is the same
-    measurement as ``config``'s would be (same model and every eval setting; not security-vector mode, where
-    step 0 runs with an adapter); else None. Greedy decoding makes the two measurements identical."""
+    measurement as ``config``'s would be (same model and every eval setting, same judge label and prompts when
+    given; not security-vector mode, where step 0 runs with an adapter); else None. Greedy decoding makes the
+    two measurements identical."""
     src = Path(source)
     gen = src / "generations" / "step_0000.jsonl"
     try:
@@ -222,8 +224,17 @@ def reusable_step0(config: AttackConfig, source: str | Path) -> tuple[dict, Path
         return None
     new = config.model_dump(mode="json")
     if (not rows or not gen.is_file() or config.security_vector or old.get("security_vector")
-            or any(old.get(k) != new.get(k) for k in STEP0_FIELDS)):
+            or any(old.get(k) != new.get(k) for k in STEP0_FIELDS)
+            or (judge_name is not None and rows[0].get("judge") != judge_name)):
         return None
+    if prompts is not None:
+        try:
+            old_prompts = [json.loads(x).get("prompt") for x in gen.read_text(encoding="utf-8").splitlines()
+                           if x.strip()]
+        except ValueError:
+            return None
+        if old_prompts != list(prompts):
+            return None
     return rows[0], gen
 
 
@@ -275,8 +286,21 @@ def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | 
     elif done:  # evaluated but never checkpointed (e.g. killed before the first checkpoint): start over
         rows = on_main(lambda: folder.truncate_metrics(-1))
         done = set()
+    records = load_train_records(config)
+    prompts = load_eval_prompts(config)
+
+    judge_box: dict[str, Any] = {}
+
+    def _judge():
+        judge_box["judge"] = get_judge(judge if judge is not None else config.judge)
+        return judge_label(judge_box["judge"])
+
+    on_main(lambda: resolve_model(config.model) and None)  # prepare assets once, before other ranks load
+    judge_name = on_main(_judge)
     if not done and reuse_step0_from is not None:
-        found = reusable_step0(config, reuse_step0_from)
+        from alignkit.harmfulness import _prompt_fields
+
+        found = reusable_step0(config, reuse_step0_from, judge_name, [_prompt_fields(p)[0] for p in prompts])
         if found is not None:
             def _copy_step0():
                 from alignkit.io import atomic_write_text
@@ -289,17 +313,6 @@ def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | 
             done = {0}
             log(f"step 0: reused the evaluation of {reuse_step0_from} (same model, prompts, judge)")
 
-    records = load_train_records(config)
-    prompts = load_eval_prompts(config)
-
-    judge_box: dict[str, Any] = {}
-
-    def _judge():
-        judge_box["judge"] = get_judge(judge if judge is not None else config.judge)
-        return judge_label(judge_box["judge"])
-
-    on_main(lambda: resolve_model(config.model) and None)  # prepare assets once, before other ranks load
-    judge_name = on_main(_judge)
     model, tokenizer = load_causal_lm(config.model, dtype=config.dtype)
     attack_impl = attack_cls(config)
     model = attack_impl.prepare_model(model)
