@@ -97,6 +97,8 @@ def test_hub_id_without_network_fails_fast_with_one_line(monkeypatch):
     assert "\n" not in str(e.value)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
     t = time.time()
     with pytest.raises(AlignkitError, match="cannot be reached"):
         resolve_model("no-such-org/no-such-model-xyz")

@@ -63,6 +63,8 @@ def _check_hub_reachable(name: str) -> None:
     if offline:
         raise AlignkitError(f"model {name!r} is a hub id, not in the local hub cache, and HF_HUB_OFFLINE is set; "
                             "unset it (with network), or give a local folder / an alias from 'alignkit assets list'")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # behind a proxy a direct connection says nothing: let huggingface_hub try
     host = urlparse(endpoint).hostname or "huggingface.co"
     port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
     try:
