@@ -214,12 +214,13 @@ def reusable_step0(config: AttackConfig, source: str | Path, judge_name: str | N
     measurement as ``config``'s would be (same model and every eval setting, same judge label and prompts when
     given; not security-vector mode, where step 0 runs with an adapter); else None. Greedy decoding makes the
     two measurements identical."""
+    from alignkit.io import read_jsonl
+
     src = Path(source)
     gen = src / "generations" / "step_0000.jsonl"
     try:
         old = json.loads((src / "config.json").read_text(encoding="utf-8"))
-        rows = [r for r in (json.loads(x) for x in (src / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-                            if x.strip()) if r.get("type") == "eval" and r.get("step") == 0]
+        rows = [r for r in read_jsonl(src / "metrics.jsonl") if r.get("type") == "eval" and r.get("step") == 0]
     except (OSError, ValueError):
         return None
     new = config.model_dump(mode="json")
@@ -227,14 +228,8 @@ def reusable_step0(config: AttackConfig, source: str | Path, judge_name: str | N
             or any(old.get(k) != new.get(k) for k in STEP0_FIELDS)
             or (judge_name is not None and rows[0].get("judge") != judge_name)):
         return None
-    if prompts is not None:
-        try:
-            old_prompts = [json.loads(x).get("prompt") for x in gen.read_text(encoding="utf-8").splitlines()
-                           if x.strip()]
-        except ValueError:
-            return None
-        if old_prompts != list(prompts):
-            return None
+    if prompts is not None and [r.get("prompt") for r in read_jsonl(gen)] != list(prompts):
+        return None
     return rows[0], gen
 
 

@@ -28,7 +28,7 @@ HELDOUT = ["violence", "self_harm"]
 
 # Every knob of the two presets, in one place (docs/results.md quotes them). Budgets are set from measured
 # stage times on a 2-core CPU (docs/results.md): a smollm2 eval (16 prompts x 32 new tokens) ~14 s, an attack
-# step (4 x 80 tokens) ~3.5 s, a RepNoise step (4 x 80) ~14 s. Safety SFT mixes one harmless instruction per
+# step (4 x 80 tokens) ~3.5 s, a RepNoise step (4 x 80) ~15 s. Safety SFT mixes one harmless instruction per
 # refusal (harmless_mix 1.0): refusals alone made the 135M model refuse "What is the capital of Bulgaria?".
 # Checkpoints (1.5 GB of full training state for smollm2) only where a stage runs longer than ~5 minutes.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -51,16 +51,21 @@ def generalization_verdict(model: str, phi: float, in_domain: Sequence[AttackRun
 
 def defence_categories(card: dict) -> Optional[list[str]]:
     """Categories a defence was trained on, from its model card dict (None when unknown)."""
-    for key in ("defence_categories", "categories"):
-        v = card.get(key)
-        if isinstance(v, list) and v:
-            return [str(x) for x in v]
-    cfg = card.get("config")
-    if isinstance(cfg, dict):
-        for key in ("categories", "defence_categories"):
-            v = cfg.get(key)
+    def first_list(d: dict) -> Optional[list[str]]:
+        for key in ("defence_categories", "categories"):
+            v = d.get(key)
             if isinstance(v, list) and v:
                 return [str(x) for x in v]
+        return None
+
+    found = first_list(card)
+    if found:
+        return found
+    cfg = card.get("config")
+    if isinstance(cfg, dict):
+        found = first_list(cfg)
+        if found:
+            return found
         ds = cfg.get("dataset")
         if isinstance(ds, str):
             return dataset_categories(ds, cfg.get("dataset_split", "train"), cfg.get("data_seed", 0))
