@@ -37,6 +37,7 @@ _PARTS = [
     ("alignkit.defences.cli", None),
     ("alignkit.conditions.cli", None),
     ("alignkit.cte.cli", "cte"),
+    ("alignkit.search.cli", "search"),
 ]
 
 
