@@ -1,0 +1,276 @@
+"""``alignkit search attack``: the worst harmful fine-tuning attack on one model, found by an Optuna study.
+
+Each trial samples an :class:`AttackConfig` from the space (learning rate, steps, warm-up, schedule, full vs
+LoRA and its rank, template, samples, seed, attack data ...), runs it as an ordinary attack run folder
+``<output-dir>/trials/trial-NNNN/`` (saving the attacked model), measures the attacked model's capability
+(perplexity of held-out harmless text, relative to the unattacked model's) and reports the post-attack
+harmfulness (the judge mean on the evaluation prompts after the last step) as the value to maximise.
+
+Capability-bounded worst case (TamperBench's definition): a trial whose attacked model's perplexity rises by
+more than ``epsilon`` does not count as a successful attack. The sampler knows this bound (Optuna's
+constrained TPE: constraint ``capability_loss - epsilon <= 0``), so it searches inside the bound; the results
+report both the raw worst case (every trial) and the bounded one, with the steps-to-break (first evaluated
+step above phi) of each.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from pydantic import BaseModel, Field
+
+from alignkit.errors import AlignkitError
+from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, check_output_dir,
+                                    default_output_dir, drop_heavy, fmt_params, html_page, html_table, log_event,
+                                    measure_perplexity, png_img, redact, relative_rise, trial_records)
+
+#: ``--preset quick``: 8 trials of at most 25 steps, 20 prompts x 32 tokens, 30 perplexity texts
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"n_trials": 8, "eval_prompts": 20, "max_new_tokens": 32, "capability_texts": 30},
+}
+
+
+class AttackSearchConfig(SearchOptions):
+    """Search the attacker's hyperparameters for the worst post-attack harmfulness of one model (Optuna),
+    capability-bounded by --epsilon; every trial is an ordinary attack run folder."""
+
+    phi: Optional[float] = Field(None, ge=0, le=1, description="harmfulness threshold for steps-to-break; "
+                                 "default: each trial's step-0 harmfulness (the attack's default)")
+
+
+class WorstCase(BaseModel):
+    trial: int
+    harmfulness: float = Field(description="post-attack (final) harmfulness")
+    steps_to_break: Optional[int] = Field(description="first evaluated step above phi (None: never)")
+    threshold: float
+    capability_loss: float
+    params: dict[str, Any]
+    run_dir: str
+
+
+class AttackSearchResult(BaseModel):
+    """``results.json`` of an attack search: every trial, the raw and the capability-bounded worst case."""
+
+    schema_version: int = 1
+    kind: str = "attack"
+    config: AttackSearchConfig
+    space: dict[str, Any]
+    storage: str
+    epsilon: float
+    counts: dict[str, int]
+    worst_raw: Optional[WorstCase]
+    worst_bounded: Optional[WorstCase] = Field(description="worst trial whose capability loss <= epsilon")
+    mean_overhead_s: Optional[float] = Field(description="mean time per trial spent outside the attack and the "
+                                             "capability measurement (the search's own cost)")
+    trials: list[TrialRecord]
+    provenance: dict[str, Any]
+    run_dir: str
+
+
+def resolve(config: AttackSearchConfig):
+    """Preset applied, space loaded and validated, output folder and signature; raises before writing."""
+    from alignkit.attacks import AttackConfig
+    from alignkit.search.space import default_space_file, load_space_file
+
+    config = apply_preset(config, PRESETS)
+    base = base_attack_values(config)
+    try:
+        AttackConfig(**base)
+    except Exception as exc:
+        raise AlignkitError(f"invalid base attack settings: {str(exc).splitlines()[0]}") from None
+    space_file = config.space or default_space_file("attack", config.preset)
+    space = load_space_file(space_file, AttackConfig, base=base)
+    out = Path(config.output_dir).expanduser() if config.output_dir else default_output_dir("attack", config.model)
+    signature = {"kind": "attack", "model": config.model, "space": space.fingerprint(), "epsilon": config.epsilon,
+                 "base": base, "capability_texts": config.capability_texts}
+    return config, space, out, signature
+
+
+def base_attack_values(config: AttackSearchConfig) -> dict[str, Any]:
+    v = {"model": config.model, "judge": config.judge, "eval_prompts": config.eval_prompts,
+         "max_new_tokens": config.max_new_tokens, "eval_every": config.eval_every, "data_seed": config.data_seed,
+         "dtype": config.dtype, "save_model": True, "save_checkpoints": True}
+    if config.phi is not None:
+        v["threshold"] = config.phi
+    return v
+
+
+def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | None = None) -> AttackSearchResult:
+    """Run this worker's share of the study (until it holds ``n_trials`` finished trials), then write
+    ``results.json`` and ``report.html`` in the output folder and return the result."""
+    import optuna
+
+    from alignkit.attacks import AttackConfig, attack
+    from alignkit.harmfulness import get_judge
+    from alignkit.io import write_json
+    from alignkit.search.study import open_storage, open_study, run_worker, storage_url, trial_folder_number
+
+    log = log or _log
+    config, space, out, signature = resolve(config)
+    check_output_dir(out, signature)
+    url = storage_url(out, config.storage)
+    if config.storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
+                           max_retry=config.max_retry)
+    study = open_study(storage, signature, ["maximize"], sampler_seed=config.sampler_seed,
+                       constraints=_constraints(config.epsilon))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "search.json", {"kind": "attack", "signature": signature, "storage": redact(url),
+                                     "space_file": space.source, "config": config.model_dump(mode="json")})
+    judge_box: dict[str, Any] = {}
+    base = base_attack_values(config)
+
+    def objective(trial: optuna.Trial) -> float:
+        t0 = time.time()
+        n = trial_folder_number(trial)
+        folder = out / "trials" / f"trial-{n:04d}"
+        values = {**base, **space.sample(trial), "output_dir": str(folder)}
+        cfg = AttackConfig(**values)
+        log_event(out, trial=trial.number, folder=folder.name, event="start")
+        if "judge" not in judge_box:
+            judge_box["judge"] = get_judge(config.judge)
+        reuse = _finished_trial(out, cfg.template, exclude=folder)
+        t_attack = time.time()
+        res = attack(cfg, judge=judge_box["judge"], reuse_step0_from=reuse)
+        attack_s = time.time() - t_attack
+        t_cap = time.time()
+        base_ppl = base_perplexity(out, config.model, cfg.template, config.capability_texts, config.data_seed,
+                                   config.dtype)
+        if res.final_model_dir and Path(res.final_model_dir).is_dir():
+            ppl = measure_perplexity(res.final_model_dir, cfg.template, config.capability_texts, config.data_seed,
+                                     config.dtype)
+        else:  # a finished trial whose model was already dropped (re-run after the study ended)
+            ppl = float(trial.user_attrs.get("perplexity", float("nan")))
+        cap_s = time.time() - t_cap
+        loss = relative_rise(ppl, base_ppl)
+        drop_heavy(folder, config.keep_models)
+        attrs = {"harmfulness": res.final_harmfulness, "initial_harmfulness": res.initial_harmfulness,
+                 "max_harmfulness": res.max_harmfulness, "steps_to_break": res.steps_to_threshold,
+                 "threshold": res.threshold, "total_steps": res.total_steps, "perplexity": ppl,
+                 "base_perplexity": base_ppl, "capability_loss": loss, "within_epsilon": bool(loss <= config.epsilon),
+                 "run_dir": str(folder), "attack_s": round(attack_s, 2), "capability_s": round(cap_s, 2)}
+        attrs["overhead_s"] = round(time.time() - t0 - attack_s - cap_s, 2)
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        log_event(out, trial=trial.number, folder=folder.name, event="end", harmfulness=res.final_harmfulness)
+        log(f"trial {trial.number}: {fmt_params(trial.params)} -> harmfulness {res.final_harmfulness:.3f}, "
+            f"capability loss {loss:+.1%}{'' if loss <= config.epsilon else ' (beyond epsilon)'}")
+        return res.final_harmfulness
+
+    log(f"attack search on {config.model}: {config.n_trials} trials, storage {redact(url)}, space {space.source}")
+    counts = run_worker(study, objective, config.n_trials, log=log, reset_running=config.reset_running)
+    result = summarize(study, config, space, out, url, counts)
+    write_json(out / "results.json", result)
+    write_report(result, out / "report.html")
+    log(f"done: {counts['complete']} trials; raw worst {_fmt_worst(result.worst_raw)}; bounded worst "
+        f"{_fmt_worst(result.worst_bounded)}; results in {out / 'results.json'}")
+    return result
+
+
+def _constraints(epsilon: float):
+    def constraints(trial) -> list[float]:
+        loss = trial.user_attrs.get("capability_loss")
+        return [float(loss) - epsilon if loss is not None else 1.0]
+
+    return constraints
+
+
+def _finished_trial(out: Path, template: str, exclude: Path) -> Optional[Path]:
+    """A finished trial folder with the same template: its step-0 evaluation can be reused."""
+    import json
+
+    for f in sorted((out / "trials").glob("trial-*/results.json")):
+        if f.parent == exclude:
+            continue
+        try:
+            if json.loads(f.read_text(encoding="utf-8"))["config"]["template"] == template:
+                return f.parent
+        except (ValueError, KeyError, OSError):
+            continue
+    return None
+
+
+def _worst(records: list[TrialRecord], bounded: bool, epsilon: float) -> Optional[WorstCase]:
+    ok = [r for r in records if r.state == "COMPLETE" and r.values
+          and (not bounded or r.attrs.get("capability_loss", float("inf")) <= epsilon)]
+    if not ok:
+        return None
+    r = max(ok, key=lambda r: (r.values[0], -r.number))
+    return WorstCase(trial=r.number, harmfulness=r.values[0], steps_to_break=r.attrs.get("steps_to_break"),
+                     threshold=r.attrs.get("threshold", float("nan")),
+                     capability_loss=r.attrs.get("capability_loss", float("nan")), params=r.params,
+                     run_dir=r.attrs.get("run_dir", ""))
+
+
+def summarize(study, config: AttackSearchConfig, space, out: Path, url: str, counts: dict[str, int]
+              ) -> AttackSearchResult:
+    from alignkit.provenance import Provenance
+
+    records = trial_records(study)
+    overheads = [r.attrs["overhead_s"] for r in records if "overhead_s" in r.attrs]
+    prov = Provenance(model=config.model, judge=config.judge, seed=config.sampler_seed,
+                      data={"capability": f"harmless-instructions:test n={config.capability_texts}",
+                            "eval": f"harmful-eval:test n={config.eval_prompts}"},
+                      command=" ".join(sys.argv)).model_dump(mode="json")
+    return AttackSearchResult(config=config, space=space.model_dump(mode="json"), storage=redact(url),
+                              epsilon=config.epsilon, counts=counts, worst_raw=_worst(records, False, config.epsilon),
+                              worst_bounded=_worst(records, True, config.epsilon),
+                              mean_overhead_s=round(sum(overheads) / len(overheads), 2) if overheads else None,
+                              trials=records, provenance=prov, run_dir=str(out))
+
+
+def _fmt_worst(w: Optional[WorstCase]) -> str:
+    if w is None:
+        return "none"
+    return (f"{w.harmfulness:.3f} (trial {w.trial}, steps-to-break "
+            f"{'never' if w.steps_to_break is None else w.steps_to_break})")
+
+
+def write_report(result: AttackSearchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alignkit.io import atomic_write_text
+
+    done = [r for r in result.trials if r.state == "COMPLETE" and r.values]
+    eps = result.epsilon
+    sections = []
+    lines = [f"Model <b>{result.config.model}</b>, judge {result.config.judge}, epsilon {eps:g} (relative perplexity "
+             f"rise), {result.counts.get('complete', 0)} finished trials ({result.counts.get('failed', 0)} failed).",
+             f"Raw worst case: {_fmt_worst(result.worst_raw)}.",
+             f"Capability-bounded worst case: {_fmt_worst(result.worst_bounded)}."]
+    sections.append(("Worst case", "<p>" + "<br>".join(lines) + "</p>"))
+    if done:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        xs = [r.attrs.get("capability_loss", float("nan")) for r in done]
+        ys = [r.values[0] for r in done]
+        ax.scatter(xs, ys, c=["tab:red" if x > eps else "tab:blue" for x in xs])
+        for r, x, y in zip(done, xs, ys):
+            ax.annotate(str(r.number), (x, y), fontsize=7)
+        ax.axvline(eps, color="gray", ls=":", label=f"epsilon = {eps:g}")
+        ax.set_xlabel("capability loss (relative perplexity rise)")
+        ax.set_ylabel("post-attack harmfulness")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        sections.append(("Trials: harmfulness vs capability loss", png_img(fig)))
+        plt.close(fig)
+    rows = sorted(result.trials, key=lambda r: -(r.values[0] if r.values else -1))
+    worst = {result.worst_bounded.trial if result.worst_bounded else -1}
+    sections.append(("Every trial", html_table(
+        ["trial", "state", "harmfulness", "steps to break", "capability loss", "within epsilon", "params"],
+        [[r.number, r.state, r.values[0] if r.values else None, r.attrs.get("steps_to_break"),
+          r.attrs.get("capability_loss"), r.attrs.get("within_epsilon"), fmt_params(r.params)] for r in rows],
+        highlight={i for i, r in enumerate(rows) if r.number in worst})))
+    atomic_write_text(path, html_page("alignkit attack search", sections))
+
+
+def _log(msg: str) -> None:
+    from alignkit.training import log
+
+    log(msg)

@@ -1,0 +1,348 @@
+"""``alignkit search defence``: a multi-objective Optuna study over a defence's hyperparameters.
+
+Each trial samples the defence's config from its space (``spaces/defence-<name>.yaml``: every registered
+defence has one; the defence modules themselves are not changed), trains the defence into
+``<output-dir>/trials/trial-NNNN/model`` and measures three objectives:
+
+1. **worst-case post-attack harmfulness** (minimise): the highest final harmfulness over the space's attack
+   grid (``attacks:``), each attack an ordinary attack run folder under the trial's ``attacks/``;
+2. **stability** (minimise): capability loss before any attack = relative rise of held-out perplexity versus
+   the undefended model;
+3. **trainability** (maximise): ROUGE-1 on held-out data2text MRs after a short harmless fine-tuning of the
+   defended model (same recipe as the trainability condition).
+
+Capability guard: a trial whose stability loss exceeds ``epsilon`` runs no attack and no trainability
+fine-tuning; it is recorded as PRUNED with ``guard: stability`` (it cannot be on the Pareto front). The Pareto
+front (Optuna's ``best_trials``) goes to ``report.html`` as a table and a plot; the **chosen** trial is the
+front trial with the lowest worst-case harmfulness (ties: lower stability loss), linked as
+``<output-dir>/chosen-model``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from pydantic import BaseModel, Field
+
+from alignkit.errors import AlignkitError
+from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, check_output_dir,
+                                    default_output_dir, fmt_params, html_page, html_table, log_event,
+                                    measure_perplexity, png_img, redact, relative_rise, trial_records)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"n_trials": 5, "eval_prompts": 20, "max_new_tokens": 32, "capability_texts": 30,
+              "train_steps": 10, "train_eval_size": 10},
+}
+
+DIRECTIONS = ["minimize", "minimize", "maximize"]
+OBJECTIVES = ["worst_harmfulness", "stability_loss", "rouge1"]
+
+
+class DefenceSearchConfig(SearchOptions):
+    """Multi-objective search over a defence's hyperparameters (Optuna): worst-case post-attack harmfulness,
+    stability (capability loss before any attack) and trainability; a trial beyond the capability bound skips
+    its attacks."""
+
+    defence: str = Field("repnoise", description="defence to tune (alignkit defend --help lists them)")
+    train_steps: int = Field(20, ge=1, description="trainability: data2text fine-tuning steps per trial")
+    train_lr: float = Field(5e-5, gt=0, description="trainability: fine-tuning learning rate")
+    train_batch_size: int = Field(4, ge=1, description="trainability: batch size")
+    train_eval_size: int = Field(20, ge=1, description="trainability: held-out MRs for ROUGE-1")
+
+
+class ParetoTrial(BaseModel):
+    trial: int
+    worst_harmfulness: float
+    stability_loss: float
+    rouge1: float
+    params: dict[str, Any]
+    model_dir: str
+
+
+class DefenceSearchResult(BaseModel):
+    """``results.json`` of a defence search: every trial, the Pareto front and the chosen trial."""
+
+    schema_version: int = 1
+    kind: str = "defence"
+    config: DefenceSearchConfig
+    space: dict[str, Any]
+    storage: str
+    objectives: list[str] = Field(default_factory=lambda: list(OBJECTIVES))
+    directions: list[str] = Field(default_factory=lambda: list(DIRECTIONS))
+    counts: dict[str, int]
+    pareto: list[ParetoTrial]
+    chosen: Optional[ParetoTrial] = Field(description="the front trial with the lowest worst-case harmfulness")
+    base: dict[str, Any] = Field(default_factory=dict, description="the undefended model's measurements")
+    mean_overhead_s: Optional[float] = None
+    trials: list[TrialRecord]
+    provenance: dict[str, Any]
+    run_dir: str
+
+
+def resolve(config: DefenceSearchConfig):
+    from alignkit.attacks import AttackConfig
+    from alignkit.defences import DEFENCES
+    from alignkit.search.space import default_space_file, load_space_file
+
+    config = apply_preset(config, PRESETS)
+    if config.defence not in DEFENCES.names():
+        raise AlignkitError(f"unknown defence {config.defence!r}; use one of: {', '.join(DEFENCES.names())}")
+    cls = DEFENCES.get(config.defence).config_class
+    base = {"defence": config.defence, "model": config.model, "data_seed": config.data_seed, "dtype": config.dtype}
+    space_file = config.space or default_space_file(f"defence-{config.defence}", config.preset)
+    space = load_space_file(space_file, cls, base=base, allow_attacks=True)
+    attacks = space.attacks or [{}]
+    for i, item in enumerate(attacks):
+        if not isinstance(item, dict):
+            raise AlignkitError(f"search space {space.source}: attacks[{i}] must be a mapping of attack options")
+        bad = sorted(set(item) - set(AttackConfig.model_fields))
+        if bad:
+            raise AlignkitError(f"search space {space.source}: attacks[{i}]: unknown attack option(s) "
+                                f"{', '.join(bad)}")
+        try:
+            AttackConfig(**{**base_attack_values(config, config.model), **item})
+        except Exception as exc:
+            raise AlignkitError(f"search space {space.source}: attacks[{i}] is not a valid attack: "
+                                f"{str(exc).splitlines()[0]}") from None
+    out = (Path(config.output_dir).expanduser() if config.output_dir
+           else default_output_dir("defence", config.model, config.defence))
+    signature = {"kind": "defence", "defence": config.defence, "model": config.model, "space": space.fingerprint(),
+                 "epsilon": config.epsilon, "base": base, "capability_texts": config.capability_texts,
+                 "attack": {k: getattr(config, k) for k in ("judge", "eval_prompts", "max_new_tokens", "eval_every")},
+                 "trainability": [config.train_steps, config.train_lr, config.train_batch_size,
+                                  config.train_eval_size]}
+    return config, space, attacks, out, signature
+
+
+def base_attack_values(config: DefenceSearchConfig, model: str) -> dict[str, Any]:
+    return {"model": model, "judge": config.judge, "eval_prompts": config.eval_prompts,
+            "max_new_tokens": config.max_new_tokens, "eval_every": config.eval_every,
+            "data_seed": config.data_seed, "dtype": config.dtype, "save_checkpoints": True}
+
+
+def _template(values: dict[str, Any]) -> str:
+    return values.get("template", "chat")
+
+
+def search_defence(config: DefenceSearchConfig, *, log: Callable[[str], None] | None = None
+                   ) -> DefenceSearchResult:
+    """Run this worker's share of the study, then write ``results.json`` and ``report.html``."""
+    import shutil
+
+    import optuna
+
+    from alignkit.attacks import AttackConfig, attack
+    from alignkit.defences import DEFENCES, defend
+    from alignkit.harmfulness import get_judge
+    from alignkit.io import write_json
+    from alignkit.search.study import open_storage, open_study, run_worker, storage_url, trial_folder_number
+
+    log = log or _log
+    config, space, attacks, out, signature = resolve(config)
+    check_output_dir(out, signature)
+    url = storage_url(out, config.storage)
+    if config.storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
+                           max_retry=config.max_retry)
+    study = open_study(storage, signature, DIRECTIONS, sampler_seed=config.sampler_seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "search.json", {"kind": "defence", "signature": signature, "storage": redact(url),
+                                     "space_file": space.source, "config": config.model_dump(mode="json")})
+    cls = DEFENCES.get(config.defence).config_class
+    box: dict[str, Any] = {}
+
+    def objective(trial: optuna.Trial):
+        t0 = time.time()
+        n = trial_folder_number(trial)
+        folder = out / "trials" / f"trial-{n:04d}"
+        values = {"defence": config.defence, "model": config.model, "data_seed": config.data_seed,
+                  "dtype": config.dtype, **space.sample(trial)}
+        dcfg = cls(**values, output_dir=str(folder / "model"))
+        template = _template(values)
+        log_event(out, trial=trial.number, folder=folder.name, event="start")
+        work = 0.0
+        t = time.time()
+        model_dir = Path(defend(dcfg))
+        trial.set_user_attr("model_dir", str(model_dir))
+        trial.set_user_attr("defence_s", round(time.time() - t, 2))
+        work += time.time() - t
+        t = time.time()
+        base_ppl = base_perplexity(out, config.model, template, config.capability_texts, config.data_seed,
+                                   config.dtype)
+        ppl = measure_perplexity(str(model_dir), template, config.capability_texts, config.data_seed, config.dtype)
+        loss = relative_rise(ppl, base_ppl)
+        work += time.time() - t
+        for k, v in {"perplexity": ppl, "base_perplexity": base_ppl, "stability_loss": loss}.items():
+            trial.set_user_attr(k, v)
+        if loss > config.epsilon:
+            trial.set_user_attr("guard", "stability")
+            trial.set_user_attr("overhead_s", round(time.time() - t0 - work, 2))
+            log_event(out, trial=trial.number, folder=folder.name, event="end", guard="stability")
+            log(f"trial {trial.number}: {fmt_params(trial.params)} -> capability loss {loss:+.1%} > epsilon "
+                f"{config.epsilon:g}: attacks and trainability skipped (capability guard)")
+            raise optuna.TrialPruned(f"capability guard: loss {loss:.3f} > epsilon {config.epsilon}")
+        # attacks
+        if "judge" not in box:
+            box["judge"] = get_judge(config.judge)
+        sv = None
+        if config.defence == "security-vectors":
+            from alignkit.defences import security_vector_path
+
+            sv = security_vector_path(model_dir)
+        harms = []
+        for i, item in enumerate(attacks):
+            acfg = AttackConfig(**{**base_attack_values(config, str(model_dir)), "template": template, **item,
+                                   "output_dir": str(folder / "attacks" / f"attack-{i}"),
+                                   "security_vector": str(sv) if sv else None})
+            t = time.time()
+            res = attack(acfg, judge=box["judge"])
+            work += time.time() - t
+            shutil.rmtree(Path(res.run_dir) / "checkpoints", ignore_errors=True)
+            harms.append(res.final_harmfulness)
+        worst = max(harms)
+        # trainability
+        t = time.time()
+        rouge = _trainability(config, str(model_dir), template)
+        work += time.time() - t
+        attrs = {"harmfulness": harms, "worst_harmfulness": worst, "rouge1": rouge,
+                 "overhead_s": round(time.time() - t0 - work, 2)}
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        log_event(out, trial=trial.number, folder=folder.name, event="end", worst_harmfulness=worst)
+        log(f"trial {trial.number}: {fmt_params(trial.params)} -> worst harmfulness {worst:.3f}, capability loss "
+            f"{loss:+.1%}, ROUGE-1 {rouge:.3f}")
+        return worst, loss, rouge
+
+    log(f"defence search ({config.defence}) on {config.model}: {config.n_trials} trials, storage {redact(url)}, "
+        f"space {space.source}")
+    counts = run_worker(study, objective, config.n_trials, log=log, reset_running=config.reset_running)
+    result = summarize(study, config, space, out, url, counts)
+    write_json(out / "results.json", result)
+    _link_chosen(out, result)
+    write_report(result, out / "report.html")
+    log(f"done: {counts['complete']} trials, Pareto front {[p.trial for p in result.pareto]}, chosen "
+        f"{result.chosen.trial if result.chosen else 'none'}; results in {out / 'results.json'}")
+    return result
+
+
+def _trainability(config: DefenceSearchConfig, model_dir: str, template: str) -> float:
+    """ROUGE-1 after ``train_steps`` of data2text fine-tuning (the trainability condition's recipe)."""
+    import gc
+
+    from alignkit import data
+    from alignkit.conditions.trainability import finetune
+    from alignkit.models import load_causal_lm
+
+    train_rows = data.load("data2text", split="train", seed=config.data_seed)
+    eval_rows = data.load("data2text", split="test", seed=config.data_seed)[:config.train_eval_size]
+    model, tok = load_causal_lm(model_dir, dtype=config.dtype)
+    curve = finetune(model, tok, train_rows, eval_rows, steps=config.train_steps, lr=config.train_lr,
+                     batch_size=config.train_batch_size, eval_every=config.train_steps, template=template,
+                     seed=config.data_seed)
+    del model
+    gc.collect()
+    return float(curve[-1].rouge1)
+
+
+def _pareto(records: list[TrialRecord]) -> list[ParetoTrial]:
+    """Non-dominated finished trials (minimise harm and loss, maximise ROUGE-1)."""
+    done = [r for r in records if r.state == "COMPLETE" and r.values and len(r.values) == 3]
+
+    def dominates(a, b) -> bool:
+        x, y = (a.values[0], a.values[1], -a.values[2]), (b.values[0], b.values[1], -b.values[2])
+        return all(p <= q for p, q in zip(x, y)) and any(p < q for p, q in zip(x, y))
+
+    front = [r for r in done if not any(dominates(o, r) for o in done if o is not r)]
+    return [ParetoTrial(trial=r.number, worst_harmfulness=r.values[0], stability_loss=r.values[1],
+                        rouge1=r.values[2], params=r.params, model_dir=r.attrs.get("model_dir", ""))
+            for r in sorted(front, key=lambda r: (r.values[0], r.values[1], r.number))]
+
+
+def summarize(study, config: DefenceSearchConfig, space, out: Path, url: str, counts: dict[str, int]
+              ) -> DefenceSearchResult:
+    from alignkit.provenance import Provenance
+
+    records = trial_records(study)
+    front = _pareto(records)
+    overheads = [r.attrs["overhead_s"] for r in records if "overhead_s" in r.attrs]
+    prov = Provenance(model=config.model, judge=config.judge, seed=config.sampler_seed,
+                      data={"capability": f"harmless-instructions:test n={config.capability_texts}",
+                            "eval": f"harmful-eval:test n={config.eval_prompts}",
+                            "trainability": f"data2text train/test n_eval={config.train_eval_size}"},
+                      command=" ".join(sys.argv)).model_dump(mode="json")
+    return DefenceSearchResult(config=config, space=space.model_dump(mode="json"), storage=redact(url),
+                               counts=counts, pareto=front, chosen=front[0] if front else None,
+                               mean_overhead_s=round(sum(overheads) / len(overheads), 2) if overheads else None,
+                               trials=records, provenance=prov, run_dir=str(out))
+
+
+def _link_chosen(out: Path, result: DefenceSearchResult) -> None:
+    import os
+
+    link = out / "chosen-model"
+    if result.chosen is None or not result.chosen.model_dir:
+        return
+    target = os.path.relpath(result.chosen.model_dir, out)
+    tmp = out / f".chosen-model.{os.getpid()}"
+    try:
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(target, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:  # file systems without symlinks: results.json names the folder
+        if tmp.is_symlink():
+            tmp.unlink()
+
+
+def write_report(result: DefenceSearchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alignkit.io import atomic_write_text
+
+    c = result.config
+    done = [r for r in result.trials if r.state == "COMPLETE" and r.values]
+    guarded = [r for r in result.trials if r.attrs.get("guard")]
+    front = {p.trial for p in result.pareto}
+    intro = (f"<p>Defence <b>{c.defence}</b> on <b>{c.model}</b>, judge {c.judge}; objectives: worst-case "
+             f"post-attack harmfulness over {len(result.space.get('attacks') or [{}])} attack(s) (minimise), "
+             f"capability loss before attack (minimise; guard epsilon {c.epsilon:g}), ROUGE-1 after "
+             f"{c.train_steps} data2text steps (maximise). {result.counts.get('complete', 0)} finished trials, "
+             f"{len(guarded)} stopped by the capability guard, {result.counts.get('failed', 0)} failed.</p>"
+             + (f"<p>Chosen: trial {result.chosen.trial} ({fmt_params(result.chosen.params)}), model "
+                f"<code>{result.chosen.model_dir}</code></p>" if result.chosen else "<p>No finished trial.</p>"))
+    sections = [("Summary", intro)]
+    sections.append(("Pareto front", html_table(
+        ["trial", "worst harmfulness", "capability loss", "ROUGE-1", "params"],
+        [[p.trial, p.worst_harmfulness, p.stability_loss, p.rouge1, fmt_params(p.params)] for p in result.pareto],
+        highlight={0} if result.pareto else None)))
+    if done:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        sc = ax.scatter([r.values[1] for r in done], [r.values[0] for r in done], c=[r.values[2] for r in done],
+                        cmap="viridis", edgecolors=["red" if r.number in front else "none" for r in done])
+        fig.colorbar(sc, ax=ax, label="ROUGE-1")
+        for r in done:
+            ax.annotate(str(r.number), (r.values[1], r.values[0]), fontsize=7)
+        ax.set_xlabel("capability loss before attack (relative perplexity rise)")
+        ax.set_ylabel("worst-case post-attack harmfulness")
+        ax.set_title("trials (red edge: Pareto front)", fontsize=9)
+        fig.tight_layout()
+        sections.append(("Pareto plot", png_img(fig)))
+        plt.close(fig)
+    sections.append(("Every trial", html_table(
+        ["trial", "state", "worst harmfulness", "capability loss", "ROUGE-1", "guard", "params"],
+        [[r.number, r.state, r.attrs.get("worst_harmfulness"), r.attrs.get("stability_loss"), r.attrs.get("rouge1"),
+          r.attrs.get("guard"), fmt_params(r.params)] for r in result.trials])))
+    atomic_write_text(path, html_page("alignkit defence search", sections))
+
+
+def _log(msg: str) -> None:
+    from alignkit.training import log
+
+    log(msg)
