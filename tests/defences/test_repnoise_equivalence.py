@@ -17,6 +17,10 @@ ABLATIONS = {
     "noise-layer-subset": {"noise_layers": "1"},
     "frozen-layer-0": {"freeze_layers": "0", "freeze_embeddings": True},
     "small-chunks": {"lens_chunk_rows": 7},
+    "official": {"loss_variant": "official"},
+    "official-no-lens": {"loss_variant": "official", "logit_lens": False},
+    "official-no-mask": {"loss_variant": "official", "use_mask": False},
+    "official-noise-only": {"loss_variant": "official", "ascent": False},
 }
 
 
@@ -24,7 +28,7 @@ def _both(model, batch, cfg, seed=11):
     import torch
 
     from alignkit.defences.repnoise import freeze, make_hooks, repnoise_loss
-    from alignkit.defences.repnoise_reference import reference_repnoise_loss
+    from repnoise_reference import reference_repnoise_loss
 
     for p in model.parameters():
         p.requires_grad_(True)
@@ -78,7 +82,8 @@ def test_loss_equals_reference_each_ablation(small_llama, name):
         assert grads["model.layers.1.mlp.down_proj.weight"] is not None
 
 
-@pytest.mark.parametrize("kw", [{}, {"use_mask": False, "noise_layers": "0"}], ids=["defaults", "no-mask"])
+@pytest.mark.parametrize("kw", [{}, {"use_mask": False, "noise_layers": "0"}, {"loss_variant": "official"}],
+                         ids=["defaults", "no-mask", "official"])
 def test_loss_equals_reference_tiny_random_llama(tiny, batch, kw):
     """On the project's tiny-random-llama (SmolLM2 tokenizer, real paired data), paper defaults."""
     from alignkit.defences.repnoise import RepNoiseConfig
@@ -111,7 +116,7 @@ def test_other_architectures(kind):
 
     model = _tiny_arch(kind)
     b = random_batch(97)
-    for kw in ({}, {"use_mask": False, "noise_layers": "0,2"}):
+    for kw in ({}, {"use_mask": False, "noise_layers": "0,2"}, {"loss_variant": "official"}):
         _check(model, b, RepNoiseConfig(beta=0.5, **kw))
 
 
@@ -169,7 +174,7 @@ def test_mmd_matches_reference_formula():
     import torch
 
     from alignkit.defences.repnoise import mmd_multi_kernel
-    from alignkit.defences.repnoise_reference import MMDLoss
+    from repnoise_reference import MMDLoss
 
     torch.manual_seed(0)
     x, y = torch.randn(4, 50) * 0.3, torch.randn(4, 50)

@@ -45,7 +45,7 @@ Efficiency (same loss, see tests/defences/test_repnoise_equivalence.py):
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field
 
@@ -55,6 +55,9 @@ from alignkit.errors import AlignkitError
 
 KERNEL_MUL = 2.0
 KERNEL_NUM = 5
+#: log-probabilities at or below this are flushed to probability 0 in the fused lens backward
+PROB_FLOOR_LOG = -87.0
+LOSS_VARIANTS = ("alignkit", "official")
 
 
 class RepNoiseConfig(DefenceConfig):
@@ -74,6 +77,15 @@ class RepNoiseConfig(DefenceConfig):
     noise_layers: str = Field("all", description="layers whose MLP outputs are noised, e.g. '0-9,12' or 'all'")
     freeze_layers: str = Field("", description="decoder layers to freeze, e.g. '0-14' (depth study); '' = none")
     freeze_embeddings: bool = Field(False, description="freeze the input embeddings (and a tied LM head)")
+    loss_variant: Literal["alignkit", "official"] = Field(
+        "alignkit", description="'alignkit': the formula (harmless CE on all refusal answer tokens, every target "
+        "trained, L+1 lens terms); 'official': the original loss.py's masking and term structure, quirks "
+        "included (docs/defences.md lists each difference and its measured effect)")
+    retain_mix: float = Field(0.0, ge=0, le=10, description="extension of the paper: harmless (instruction, "
+                              "answer) rows added to the retain CE per refusal pair (0: refusals only)")
+    retain_dataset: str = Field("harmless-instructions", description="retain data for --retain-mix: a "
+                                "registered dataset of instructions, or a jsonl/json file with instruction and "
+                                "response fields")
     lens_chunk_rows: int = Field(0, ge=0, description="rows per chunk of the fused logit-lens CE; 0 = about "
                                  "2^25 / vocab (128 MB of float32 logits)")
 
@@ -107,20 +119,72 @@ def mmd_multi_kernel(x, y, kernel_mul: float = KERNEL_MUL, kernel_num: int = KER
     return mmd.to(x.dtype)
 
 
-def lens_targets(batch: dict, use_mask: bool):
-    """``(rows, cols, targets)``: the positions ``t - 1`` that predict a targeted harmful token ``t``."""
-    import torch
+class Targets:
+    """Next-token CE targets of one side of a batch: ``rows, cols`` index the predicting position ``t - 1``,
+    ``tokens`` the target token at ``t``; ``n_const`` more targets whose predicting logits are all zero (the
+    official code's ``mask[:-1]`` quirk), each contributing ``log V`` to the CE sum and nothing to the gradient.
+    A CE mean is ``(sum over (rows, cols) + n_const * log V) / count``."""
 
+    def __init__(self, rows, cols, tokens, n_const: int = 0):
+        self.rows, self.cols, self.tokens, self.n_const = rows, cols, tokens, int(n_const)
+
+    @property
+    def count(self) -> int:
+        return int(self.tokens.numel()) + self.n_const
+
+    @classmethod
+    def from_mask(cls, ids, target_mask, live_mask=None) -> "Targets":
+        """``target_mask`` (B x T-1): targets ``ids[:, 1:]`` counted; ``live_mask`` (B x T-1, default all): the
+        predicting logits at ``t - 1`` are kept (else zeroed -> ``n_const``)."""
+        import torch
+
+        live = target_mask if live_mask is None else target_mask & live_mask
+        rows, cols = torch.nonzero(live, as_tuple=True)
+        n_const = 0 if live_mask is None else int((target_mask & ~live_mask).sum())
+        return cls(rows, cols, ids[:, 1:][rows, cols], n_const)
+
+
+def official_mask(batch: dict, use_mask: bool):
+    """The original code's mask: ``harmful ids != harmless ids`` (no attention-mask logic); with
+    ``use_mask=False`` the harmful attention mask."""
+    if not use_mask:
+        return batch["harmful_attention_mask"].ne(0)
+    return batch["harmful_input_ids"].ne(batch["harmless_input_ids"])
+
+
+def lens_targets(batch: dict, use_mask: bool, variant: str = "alignkit") -> Targets:
+    """Targets of the ascent (logit-lens) CE on the harmful sequences.
+
+    alignkit: harmful answer tokens at masked positions (``diff_mask``), every one trained. official: tokens at
+    masked positions whose id is not 0 (the original turns masked-out labels into 0 and ignores label 0, so a
+    real token 0 is dropped too); the logits of the position before are multiplied by the mask, so the first
+    token of each masked run is predicted from all-zero logits (``n_const``)."""
     ids = batch["harmful_input_ids"]
+    if variant == "official":
+        m = official_mask(batch, use_mask)
+        return Targets.from_mask(ids, m[:, 1:] & ids[:, 1:].ne(0), m[:, :-1])
     if use_mask:
         tgt = (batch["diff_mask"][:, 1:] != 0) & (batch["harmful_labels"][:, 1:] != -100)
     else:
         tgt = batch["harmful_attention_mask"][:, 1:] != 0
-    rows, cols = torch.nonzero(tgt, as_tuple=True)
-    return rows, cols, ids[:, 1:][rows, cols]
+    return Targets.from_mask(ids, tgt)
 
 
-def noise_mask(batch: dict, use_mask: bool):
+def harmless_targets(batch: dict, use_mask: bool, variant: str = "alignkit") -> Targets:
+    """Targets of the retain (harmless) CE on the harmless sequences. alignkit: every refusal answer token
+    (``harmless_labels``). official: the harmful side's mask applied to the harmless ids (quirks (a), (b), (d)
+    of docs/defences.md: harmless padding opposite real harmful tokens is a target, answer tokens equal to the
+    harmful token at that position are not, label 0 is ignored, zeroed logits before each masked run)."""
+    ids = batch["harmless_input_ids"]
+    if variant == "official":
+        m = official_mask(batch, use_mask)
+        return Targets.from_mask(ids, m[:, 1:] & ids[:, 1:].ne(0), m[:, :-1])
+    return Targets.from_mask(ids, batch["harmless_labels"][:, 1:] != -100)
+
+
+def noise_mask(batch: dict, use_mask: bool, variant: str = "alignkit"):
+    if variant == "official":
+        return official_mask(batch, use_mask)
     return (batch["diff_mask"] if use_mask else batch["harmful_attention_mask"]).ne(0)
 
 
@@ -163,7 +227,12 @@ def _lens_ce_fn():
                 loss += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
                 if need_h or need_w or need_b:
                     # d CE_sum / d logits = softmax - onehot
-                    logits.sub_(lse[:, None]).exp_()
+                    # probabilities below exp(-87) (~1.6e-38) are set to exactly 0 before exp: they would be
+                    # denormal floats, on which many CPUs run the two matmuls below 100x slower; at float32
+                    # precision they contribute nothing (a probability floor, independent of FTZ flags)
+                    logits.sub_(lse[:, None])
+                    torch.nn.functional.threshold_(logits, PROB_FLOOR_LOG, float("-inf"))
+                    logits.exp_()
                     logits[torch.arange(tc.numel(), device=tc.device), tc] -= 1.0
                     g = logits.to(h.dtype)
                     if need_h:
@@ -203,26 +272,30 @@ def default_chunk_rows(vocab: int) -> int:
 # ---------------------------------------------------------------------------------------------- hooks
 class RepNoiseHooks:
     """Forward hooks registered once on the unwrapped model (``with RepNoiseHooks(model, ...) as hooks``) and
-    removed on exit. While ``hooks.collect(batch, n_rows, seed)`` is active they capture, for the first
-    ``n_rows`` rows of the batch (the harmful half), the MLP outputs of the noise layers, the input of layer 0,
-    the outputs of layers 0..L-2 and of the final norm, and compute the logit-lens CE sum inside the LM head's
-    forward (while sharded weights are gathered)."""
+    removed on exit. One forward runs the harmful rows (the first ``n_rows``), then the harmless / retain rows,
+    concatenated. While ``hooks.start(...)`` is active the hooks capture, for the harmful rows, the MLP outputs of
+    the noise layers, the input of layer 0, the outputs of layers 0..L-2, and for every row the output of the
+    final norm; inside the LM head's forward (while sharded weights are gathered) they compute the logit-lens CE
+    sum of the harmful rows and the retain CE sum of the other rows with the fused chunked CE. The model itself
+    is called with ``logits_to_keep=1``: no B x T x V logits tensor exists."""
 
     def __init__(self, model, *, noise_layers: Optional[list[int]] = None, capture_mlp: bool = True,
-                 lens: str = "all", chunk_rows: int = 0):
-        import torch  # noqa: F401
-
+                 lens: str = "all", chunk_rows: int = 0, variant: str = "alignkit"):
         self.parts = find_parts(model)
         n = self.parts.num_layers
         self.noise_layers = list(range(n)) if noise_layers is None else list(noise_layers)
         self.capture_mlp = capture_mlp
         if lens not in ("all", "final", "none"):
             raise ValueError(lens)
+        if variant not in LOSS_VARIANTS:
+            raise AlignkitError(f"unknown loss variant {variant!r}; choose one of {', '.join(LOSS_VARIANTS)}")
         self.lens = lens
-        vocab = self.parts.lm_head.weight.shape[0]
-        self.chunk_rows = chunk_rows or default_chunk_rows(vocab)
+        self.variant = variant
+        self.vocab = self.parts.lm_head.weight.shape[0]
+        self.chunk_rows = chunk_rows or default_chunk_rows(self.vocab)
         self.handles: list[Any] = []
         self.registrations = 0
+        self.n_rows = 0
         self._reset()
         self.active = False
 
@@ -231,8 +304,9 @@ class RepNoiseHooks:
         self.hidden: dict[int, Any] = {}
         self.final = None
         self.lens_sum = None
-        self.lens_count = 0
-        self.targets = None
+        self.retain_sum = None
+        self.targets: Optional[Targets] = None
+        self.retain_targets: Optional[Targets] = None
 
     # ---------------------------------------------------------------- registration
     def __enter__(self) -> "RepNoiseHooks":
@@ -253,9 +327,8 @@ class RepNoiseHooks:
             self.handles.append(p.layers[0].register_forward_pre_hook(self._input_hook, with_kwargs=True))
             for li in range(p.num_layers - 1):
                 self.handles.append(p.layers[li].register_forward_hook(self._layer_hook(li + 1)))
-        if self.lens != "none":
-            self.handles.append(p.norm.register_forward_hook(self._norm_hook))
-            self.handles.append(p.lm_head.register_forward_hook(self._head_hook, prepend=True))
+        self.handles.append(p.norm.register_forward_hook(self._norm_hook))
+        self.handles.append(p.lm_head.register_forward_hook(self._head_hook, prepend=True))
         self.registrations += 1
 
     def remove(self) -> None:
@@ -269,11 +342,13 @@ class RepNoiseHooks:
         return len(self.handles)
 
     # ---------------------------------------------------------------- collection window
-    def start(self, batch: dict, n_rows: int, use_mask: bool) -> None:
+    def start(self, n_rows: int, lens_targets: Optional[Targets], retain_targets: Optional[Targets]) -> None:
+        """Open the capture window: the first ``n_rows`` rows are harmful; ``retain_targets`` index the rows
+        after them (row 0 = the first row after the harmful ones)."""
         self._reset()
         self.n_rows = n_rows
-        if self.lens != "none":
-            self.targets = lens_targets(batch, use_mask)
+        self.targets = lens_targets if self.lens != "none" else None
+        self.retain_targets = retain_targets
         self.active = True
 
     def stop(self) -> None:
@@ -298,24 +373,51 @@ class RepNoiseHooks:
 
     def _norm_hook(self, module, args, output):
         if self.active and self.final is None:
-            self.final = first_tensor(output)[: self.n_rows]
+            self.final = first_tensor(output)
 
     def _head_hook(self, module, args, output):
-        if self.active and self.lens_sum is None and self.final is not None:
-            self.compute_lens(module)
+        if self.active and self.final is not None:
+            self.compute(module)
 
-    # ---------------------------------------------------------------- the logit lens
-    def compute_lens(self, head=None) -> None:
-        """CE sum over (hidden states x target positions); call inside the LM head's forward (the hook does) or
-        after the forward when no hook fired (unsharded models)."""
-        import torch
+    # ---------------------------------------------------------------- the fused CEs
+    def _ce_sum(self, feats, head, targets: Targets, n_states: int = 1):
+        """CE sum over ``feats`` (n_states x targets rows) + the constant ``log V`` terms."""
+        import math
+
+        bias = getattr(head, "bias", None)
+        total = LensCrossEntropy.apply(feats, head.weight, bias, targets.tokens.repeat(n_states),
+                                       self.chunk_rows)
+        if targets.n_const:
+            total = total + n_states * targets.n_const * math.log(self.vocab)
+        return total
+
+    def compute(self, head=None) -> None:
+        """Both CE sums; run inside the LM head's forward (the hook does) or after the forward when no hook
+        fired (unsharded models only)."""
+        import math
 
         head = head if head is not None else self.parts.lm_head
-        rows, cols, tgt = self.targets
-        if rows.numel() == 0:
-            self.lens_sum = self.final.sum() * 0.0
-            self.lens_count = 0
+        if self.retain_sum is None and self.retain_targets is not None:
+            t = self.retain_targets
+            if t.tokens.numel():
+                self.retain_sum = self._ce_sum(self.final[self.n_rows:][t.rows, t.cols], head, t)
+            else:
+                self.retain_sum = self.final.sum() * 0.0 + t.n_const * math.log(self.vocab)
+        if self.lens_sum is None and self.targets is not None:
+            self.compute_lens(head)
+
+    def compute_lens(self, head) -> None:
+        import math
+
+        import torch
+
+        t = self.targets
+        final = self.final[: self.n_rows]
+        n_states = self.num_lens_states
+        if t.tokens.numel() == 0:
+            self.lens_sum = final.sum() * 0.0 + n_states * t.n_const * math.log(self.vocab)
             return
+        rows, cols = t.rows, t.cols
         if self.lens == "all":
             n = self.parts.num_layers
             missing = [j for j in range(n) if j not in self.hidden]
@@ -324,23 +426,48 @@ class RepNoiseHooks:
                                     "this model's layers are not called as modules")
             # hidden states 0..L-1 are raw residual streams: final norm, then LM head; the last is already normed
             raw = torch.cat([self.hidden[j][rows, cols] for j in range(n)], dim=0)
-            feats = torch.cat([self.parts.norm(raw), self.final[rows, cols]], dim=0)
-            n_states = n + 1
+            last = final[rows, cols]
+            if self.variant == "official":
+                # the original: final-logits CE + every hidden state through norm + head (the last normed twice)
+                feats = torch.cat([last, self.parts.norm(raw), self.parts.norm(last)], dim=0)
+            else:
+                feats = torch.cat([self.parts.norm(raw), last], dim=0)
         else:
-            feats = self.final[rows, cols]
-            n_states = 1
-        targets = tgt.repeat(n_states)
-        bias = getattr(head, "bias", None)
-        self.lens_sum = LensCrossEntropy.apply(feats, head.weight, bias, targets, self.chunk_rows)
-        self.lens_count = int(targets.numel())
+            feats = final[rows, cols]
+        self.lens_sum = self._ce_sum(feats, head, t, n_states)
+
+    @property
+    def num_lens_states(self) -> int:
+        """Hidden states whose lens CE enters the sum (alignkit L+1; official L+2: the final logits too)."""
+        if self.lens != "all":
+            return 1
+        return self.parts.num_layers + (2 if self.variant == "official" else 1)
+
+    @property
+    def lens_divisor(self) -> int:
+        """What the sum of per-state mean CEs is divided by (official: L+1 for its L+2 terms)."""
+        if self.lens != "all":
+            return 1
+        return self.parts.num_layers + 1
+
+    def _finish(self) -> None:
+        if (self.targets is not None and self.lens_sum is None) or \
+                (self.retain_targets is not None and self.retain_sum is None):
+            if self.final is None:
+                raise AlignkitError("RepNoise hooks captured no final-norm output; unsupported model layout")
+            self.compute()
 
     def lens_mean(self):
-        if self.lens_sum is None:
-            self.compute_lens()
-        return self.lens_sum / max(1, self.lens_count)
+        """Mean over lens states of each state's token-mean CE (official: sum over L+2 states / (L+1))."""
+        self._finish()
+        return self.lens_sum / max(1, self.targets.count) / self.lens_divisor
+
+    def retain_mean(self):
+        self._finish()
+        return self.retain_sum / max(1, self.retain_targets.count)
 
     def mmd_mean(self, batch: dict, use_mask: bool, seed: int):
-        m = noise_mask(batch, use_mask)
+        m = noise_mask(batch, use_mask, self.variant)
         total = None
         for li in self.noise_layers:
             h = self.mlp_out.get(li)
@@ -354,38 +481,56 @@ class RepNoiseHooks:
 
 
 # ---------------------------------------------------------------------------------------------- the loss
+def retain_targets(batch: dict, use_mask: bool, variant: str, b: int) -> Targets:
+    """Targets of the retain CE over the rows after the harmful ones: the harmless (refusal) rows, then the
+    ``retain_*`` rows of a retain mix (their answer tokens) when the batch has them."""
+    import torch
+
+    t = harmless_targets(batch, use_mask, variant)
+    if "retain_input_ids" not in batch or batch["retain_input_ids"].size(0) == 0:
+        return t
+    r = Targets.from_mask(batch["retain_input_ids"], batch["retain_labels"][:, 1:] != -100)
+    return Targets(torch.cat([t.rows, r.rows + b]), torch.cat([t.cols, r.cols]), torch.cat([t.tokens, r.tokens]),
+                   t.n_const + r.n_const)
+
+
 def repnoise_loss(model, batch: dict, hooks: RepNoiseHooks, config: RepNoiseConfig, seed: int
                   ) -> tuple[Any, dict[str, Any]]:
     """The RepNoise loss of one paired batch (``model`` may be wrapped; ``hooks`` sit on its unwrapped
-    modules). Returns ``(loss, components)``."""
+    modules). One forward over [harmful; harmless; retain] rows. Returns ``(loss, components)``."""
     import torch
 
-    from alignkit.defences.base import causal_ce
-
     b = batch["harmful_input_ids"].size(0)
+    variant = getattr(config, "loss_variant", "alignkit")
     parts: dict[str, Any] = {}
     need_harmful = config.noise or config.ascent
+    ids = [batch["harmless_input_ids"]]
+    att = [batch["harmless_attention_mask"]]
+    if "retain_input_ids" in batch and batch["retain_input_ids"].size(0):
+        ids.append(batch["retain_input_ids"])
+        att.append(batch["retain_attention_mask"])
+    n_harm = b if need_harmful else 0
     if need_harmful:
-        hooks.start(batch, b, config.use_mask)
-        try:
-            model(input_ids=batch["harmful_input_ids"], attention_mask=batch["harmful_attention_mask"],
-                  use_cache=False, logits_to_keep=1)
-        finally:
-            hooks.stop()
-    out = model(input_ids=batch["harmless_input_ids"], attention_mask=batch["harmless_attention_mask"],
-                use_cache=False)
-    stab = causal_ce(out.logits, batch["harmless_labels"])
-    loss = stab
-    parts["harmless_ce"] = stab
-    if config.noise:
-        mmd = hooks.mmd_mean(batch, config.use_mask, seed)
-        loss = loss + config.beta * mmd
-        parts["noise_mmd"] = mmd
-    if config.ascent:
-        lens = hooks.lens_mean()
-        loss = loss - config.alpha * torch.log(lens + 1.0)
-        parts["harmful_ce"] = lens
-    hooks._reset()
+        ids.insert(0, batch["harmful_input_ids"])
+        att.insert(0, batch["harmful_attention_mask"])
+    lens_t = lens_targets(batch, config.use_mask, variant) if config.ascent else None
+    hooks.start(n_harm, lens_t, retain_targets(batch, config.use_mask, variant, b))
+    try:
+        model(input_ids=torch.cat(ids), attention_mask=torch.cat(att), use_cache=False, logits_to_keep=1)
+        stab = hooks.retain_mean()
+        loss = stab
+        parts["harmless_ce"] = stab
+        if config.noise:
+            mmd = hooks.mmd_mean(batch, config.use_mask, seed)
+            loss = loss + config.beta * mmd
+            parts["noise_mmd"] = mmd
+        if config.ascent:
+            lens = hooks.lens_mean()
+            loss = loss - config.alpha * torch.log(lens + 1.0)
+            parts["harmful_ce"] = lens
+    finally:
+        hooks.stop()
+        hooks._reset()
     return loss, parts
 
 
@@ -394,7 +539,7 @@ def make_hooks(model, config: RepNoiseConfig) -> RepNoiseHooks:
     layers = parse_layers(config.noise_layers, parts.num_layers, "--noise-layers")
     lens = "none" if not config.ascent else ("all" if config.logit_lens else "final")
     return RepNoiseHooks(model, noise_layers=layers, capture_mlp=config.noise, lens=lens,
-                         chunk_rows=config.lens_chunk_rows)
+                         chunk_rows=config.lens_chunk_rows, variant=getattr(config, "loss_variant", "alignkit"))
 
 
 def freeze(model, config) -> list[str]:

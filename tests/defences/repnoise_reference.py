@@ -3,10 +3,15 @@ on *every* module registered on each call (removed at the end of the call here, 
 output hidden states of the harmful forward each turned into full B x T x V logits (all of them kept alive for
 backward), the MMD from an explicit (2B) x (2B) x D difference tensor.
 
-Used ONLY by the tests (our loss == this loss, same noise seed, for the full loss and each ablation) and by
-``benchmarks/repnoise_step.py``. Do not train with it. The formula, the masks and the noise are those of
-:mod:`alignkit.defences.repnoise` (see its docstring); the original code's known bugs (hooks accumulating over
-calls, label 0 ignored, the last hidden state normed twice and an extra final-logits term) are not reproduced.
+Used ONLY by the tests (our loss == this loss, same noise seed, for the full loss and each ablation, both loss
+variants) and by ``benchmarks/repnoise_step.py``; it lives in tests/, outside the installed package. The
+formula, the masks and the noise are those of :mod:`alignkit.defences.repnoise` (see its docstring).
+
+``loss_variant="official"`` follows the original loss.py's ``masked_token_ce_loss`` literally: logits
+multiplied by ``mask[:-1]``, labels multiplied by ``mask[1:]`` with label 0 ignored, the same mask (harmful ids
+!= harmless ids) on the harmless CE, and ``(CE(final logits) + sum_j CE(head(norm(h_j)))) / (L+1)`` over
+all L+1 hidden states (the last one normed twice). Hooks are still removed after each call (the original's
+accumulate; that changes memory, not the value).
 """
 
 from __future__ import annotations
@@ -69,8 +74,26 @@ def masked_token_ce(logits, input_ids, target_mask):
                                              shift_labels.view(-1), ignore_index=-100)
 
 
+def official_masked_token_ce(logits, input_ids, mask):
+    """The original ``masked_token_ce_loss``: logits * mask[:-1], labels * mask[1:], label 0 -> ignored."""
+    import torch
+
+    shift_logits = logits[..., :-1, :].contiguous()
+    shift_labels = input_ids[..., 1:].contiguous()
+    logit_mask = mask[..., :-1].unsqueeze(-1).expand(-1, -1, shift_logits.size(-1)).to(shift_logits.dtype)
+    shift_logits = shift_logits * logit_mask
+    shift_labels = shift_labels * mask[..., 1:].long()
+    shift_labels = shift_labels.masked_fill(shift_labels == 0, -100)
+    return torch.nn.functional.cross_entropy(shift_logits.view(-1, shift_logits.size(-1)).float(),
+                                             shift_labels.view(-1), ignore_index=-100)
+
+
 def reference_repnoise_loss(model, batch: dict, config: RepNoiseConfig, seed: int) -> tuple[Any, dict[str, Any]]:
     import torch
+
+    official = getattr(config, "loss_variant", "alignkit") == "official"
+    if "retain_input_ids" in batch and batch["retain_input_ids"].size(0):
+        raise NotImplementedError("the reference has no retain mix")
 
     parts_ = find_parts(model)
     n_layers = parts_.num_layers
@@ -87,18 +110,24 @@ def reference_repnoise_loss(model, batch: dict, config: RepNoiseConfig, seed: in
         for h in handles:
             h.remove()
 
-    if config.use_mask:
+    if official:
+        mask = (batch["harmful_input_ids"] != batch["harmless_input_ids"]) if config.use_mask else \
+            batch["harmful_attention_mask"].bool()
+        target_mask = None
+    elif config.use_mask:
         mask = batch["diff_mask"].bool()
         target_mask = mask[:, 1:] & (batch["harmful_labels"][:, 1:] != -100)
     else:
         mask = batch["harmful_attention_mask"].bool()
         target_mask = mask[:, 1:].clone()
 
-    # harmless (stabilising) CE on the answer tokens
-    logits = harmless_out.logits[:, :-1].float()
-    labels = batch["harmless_labels"][:, 1:]
-    stab = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
-                                             ignore_index=-100)
+    if official:  # the harmful side's mask on the harmless ids
+        stab = official_masked_token_ce(harmless_out.logits, batch["harmless_input_ids"], mask)
+    else:  # harmless (stabilising) CE on the answer tokens
+        logits = harmless_out.logits[:, :-1].float()
+        labels = batch["harmless_labels"][:, 1:]
+        stab = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                                 ignore_index=-100)
     loss = stab
     out: dict[str, Any] = {"harmless_ce": stab}
 
@@ -119,12 +148,19 @@ def reference_repnoise_loss(model, batch: dict, config: RepNoiseConfig, seed: in
     if config.ascent:
         lm_head = model.get_output_embeddings()
         hs = harmful_out.hidden_states  # L+1 entries; the last one is already normed (== last_hidden_state)
-        if config.logit_lens:
-            all_logits = [lm_head(parts_.norm(h)) for h in hs[:-1]] + [lm_head(hs[-1])]
+        if official:
+            all_logits = [harmful_out.logits]
+            if config.logit_lens:
+                all_logits += [lm_head(parts_.norm(h)) for h in hs]
+            losses = [official_masked_token_ce(lg, batch["harmful_input_ids"], mask) for lg in all_logits]
+            harmful = sum(losses) / (len(hs) if config.logit_lens else 1)
         else:
-            all_logits = [lm_head(hs[-1])]
-        losses = [masked_token_ce(lg, batch["harmful_input_ids"], target_mask) for lg in all_logits]
-        harmful = sum(losses) / len(losses)
+            if config.logit_lens:
+                all_logits = [lm_head(parts_.norm(h)) for h in hs[:-1]] + [lm_head(hs[-1])]
+            else:
+                all_logits = [lm_head(hs[-1])]
+            losses = [masked_token_ce(lg, batch["harmful_input_ids"], target_mask) for lg in all_logits]
+            harmful = sum(losses) / len(losses)
         loss = loss - config.alpha * torch.log(harmful + 1)
         out["harmful_ce"] = harmful
     return loss, out
