@@ -92,3 +92,167 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------- names
+def safe_name(text: str, fallback: str = "model", max_len: int = 60) -> str:
+    """``text`` made safe as ONE path component: only letters, digits, ``.``, ``_`` and ``-`` survive (others
+    become ``-``), no leading dot or dash, never ``.``/``..``/empty. ``"../../x"`` -> ``"x"``, ``"/etc/a"`` ->
+    ``"etc-a"``."""
+    import re
+
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text))
+    s = re.sub(r"\.{2,}", ".", s).strip(".-_")[:max_len].strip(".-_")
+    return s or fallback
+
+
+# ----------------------------------------------------------------------------------------------- temp files
+class unique_temp:
+    """``with unique_temp(path) as tmp:`` a unique temporary name beside ``path`` (same folder, so the final
+    ``os.replace`` is atomic); the caller writes ``tmp``; on success it replaces ``path``, on any failure it is
+    removed."""
+
+    def __init__(self, path: str | Path, suffix: str | None = None):
+        self.path = Path(path)
+        self.suffix = suffix if suffix is not None else self.path.suffix
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".tmp{self.suffix}")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and self.tmp.exists() and self.tmp.stat().st_size > 0:
+            os.chmod(self.tmp, _umask_mode())
+            os.replace(self.tmp, self.path)
+        elif self.tmp.exists():
+            self.tmp.unlink()
+
+
+# ----------------------------------------------------------------------------------------------- integrity
+def json_file_ok(path: str | Path) -> bool:
+    """True when ``path`` holds one complete JSON document."""
+    try:
+        json.loads(Path(path).read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def safetensors_ok(path: str | Path) -> bool:
+    """True when ``path`` is a complete safetensors file: its header parses and the file is as long as the
+    header says (a file cut by a kill or a full disk fails)."""
+    import struct
+
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                return False
+            (n,) = struct.unpack("<Q", raw)
+            if n > size - 8 or n > 100 * (1 << 20):
+                return False
+            header = json.loads(f.read(n).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(header, dict):
+        return False
+    end = max((int(v["data_offsets"][1]) for k, v in header.items()
+               if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    return 8 + n + end <= size
+
+
+def torch_file_ok(path: str | Path) -> bool:
+    """True when a ``torch.save`` file (a zip archive) is complete (its central directory, written last, reads)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            z.infolist()
+        return True
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------- locks
+LOCK_NAME = ".alignkit.lock"
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``filelock``; ``<folder>/.alignkit.lock``), held for the whole run so
+    that two processes never write one folder. A second run fails at once with :class:`AlignkitError` naming the
+    holder (pid, host, command, start time from ``.alignkit.lock.owner``). Re-entrant within one process."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.file = self.folder / LOCK_NAME
+        self.owner_file = self.folder / (LOCK_NAME + ".owner")
+        self._lock = None
+
+    def acquire(self) -> "RunLock":
+        import socket
+        import sys
+        import time
+
+        from filelock import FileLock, Timeout
+
+        from alignkit.errors import AlignkitError
+
+        check_writable_dir(self.folder)
+        self._lock = FileLock(str(self.file), timeout=0)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            try:
+                holder = json.loads(self.owner_file.read_text(encoding="utf-8"))
+                who = (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}: "
+                       f"{holder.get('command', '')[:120]}")
+            except (OSError, ValueError):
+                who = "another process"
+            raise AlignkitError(f"output dir {str(self.folder)!r} is in use by another alignkit run ({who}); "
+                                "wait for it to finish or pick another --output-dir") from None
+        atomic_write_text(self.owner_file, json.dumps({
+            "pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+        return self
+
+    def release(self) -> None:
+        if self._lock is not None and self._lock.is_locked:
+            if self._lock.lock_counter <= 1:
+                try:
+                    self.owner_file.unlink()
+                except OSError:
+                    pass
+            self._lock.release()
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def check_writable_dir(folder: str | Path) -> Path:
+    """Create ``folder`` (and parents) or raise a one-line :class:`AlignkitError` (a file in the way, no
+    permission, read-only disk)."""
+    from alignkit.errors import AlignkitError
+
+    folder = Path(folder)
+    for p in [folder, *folder.parents]:
+        if p.exists() and not p.is_dir():
+            raise AlignkitError(f"output dir {str(folder)!r}: {str(p)!r} is a file, not a folder; pick another "
+                                "--output-dir")
+        if p.exists():
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AlignkitError(f"cannot create output dir {str(folder)!r} ({exc.strerror or exc}); pick a writable "
+                            "--output-dir") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AlignkitError(f"output dir {str(folder)!r} is not writable; pick a writable --output-dir")
+    return folder

@@ -106,6 +106,8 @@ def load_causal_lm(name_or_path: str | os.PathLike, *, dtype: str = "float32", d
     if torch_dtype is None:
         raise AlignkitError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto")
     local = Path(path).exists()
+    if local:
+        check_weights(path)
     try:
         tok = load_tokenizer(path, trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
@@ -125,6 +127,60 @@ def load_causal_lm(name_or_path: str | os.PathLike, *, dtype: str = "float32", d
     if device:
         model.to(device)
     return model, tok
+
+
+def check_weights(folder: str | os.PathLike) -> None:
+    """One-line error for a local model folder without complete safetensors weights (truncated copy, pickle
+    .bin weights only)."""
+    from alignkit.io import safetensors_ok
+
+    p = Path(folder)
+    weights = sorted(p.glob("*.safetensors"))
+    if not weights:
+        pickled = sorted(x.name for x in p.glob("*.bin")) + sorted(x.name for x in p.glob("*.pt"))
+        raise AlignkitError(f"model folder {str(p)!r} has no .safetensors weights"
+                            + (f" (only pickle files: {', '.join(pickled[:3])}); convert them to safetensors"
+                               if pickled else "; give a Hugging Face model folder saved with safetensors"))
+    for f in weights:
+        if not safetensors_ok(f):
+            raise AlignkitError(f"model weights {str(f)!r} are truncated or corrupt; copy or save the model again")
+
+
+def context_length(path: str | os.PathLike) -> int | None:
+    """The context window (max_position_embeddings / n_positions) in a local model folder's config.json."""
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    n = context_length_from(cfg)
+    text = cfg.get("text_config")
+    return n if n is not None or not isinstance(text, dict) else context_length_from(text)
+
+
+def context_length_from(cfg: dict) -> int | None:
+    for k in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        if isinstance(cfg.get(k), int) and cfg[k] > 0:
+            return cfg[k]
+    return None
+
+
+def public_model_name(name_or_path: str | os.PathLike) -> str:
+    """How a model card names a model: an alias or hub id as given; for a local folder, the alias / hub id
+    its own alignkit card names as its base, else the folder's name - never an absolute local path."""
+    name = str(name_or_path)
+    if name in MODEL_ALIASES:
+        return name
+    p = Path(name).expanduser()
+    if p.is_dir():
+        try:
+            card = json.loads((p / "alignkit.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            card = {}
+        base = card.get("base_model") if isinstance(card, dict) else None
+        if isinstance(base, str) and base and not Path(base).is_absolute() and not base.startswith((".", "~")):
+            return base
+        return p.resolve().name or "model"
+    return name  # a hub id
 
 
 def load_encoder(name: str = "minilm-l6") -> tuple[Any, Any]:
@@ -154,8 +210,13 @@ def save_with_card(model, tokenizer, out_dir: str | os.PathLike, card: dict[str,
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     card = {"alignkit_version": __version__, **card}
+    if card.get("base_model"):
+        card["base_model"] = public_model_name(card["base_model"])
     write_json(out / "alignkit.json", card)
-    lines = ["---", "library_name: transformers", "tags: [alignkit]", "---", "",
+    header = ["---", "library_name: transformers", "tags: [alignkit]"]
+    if card.get("base_model"):
+        header.append(f"base_model: {json.dumps(card['base_model'])}")
+    lines = [*header, "---", "",
              f"# {card.get('title', 'alignkit model')}", ""]
     for k, v in card.items():
         if k == "title":

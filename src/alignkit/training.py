@@ -26,13 +26,86 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alignkit.errors import AlignkitError
 from alignkit.io import read_jsonl, write_json
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINABLE_WEIGHTS = "alignkit_trainable.safetensors"
+
+
+# ----------------------------------------------------------------------------------------------- options
+class TrainingOptions(BaseModel):
+    """The training options attacks (:class:`~alignkit.attacks.AttackConfig`) and defences
+    (:class:`~alignkit.defences.DefenceConfig`) share; each subclass sets its own defaults and help."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("smollm2-135m-instruct", description="model: alias, local folder or hub id")
+    dataset: str = Field("harmful-qa", description="training data: a registered dataset name or a file")
+    dataset_split: str = Field("train", min_length=1, description="split of a registered dataset")
+    data_seed: int = Field(0, ge=0, description="seed of the dataset splits and samples")
+    num_samples: Optional[int] = Field(None, ge=1, description="number of training examples (seeded sample); "
+                                       "default: all of the split")
+    template: Literal["chat", "qa"] = Field("chat", description="prompt format: the model's chat template "
+                                            "or 'Question: ...\\nAnswer: ...'")
+    max_length: int = Field(128, ge=16, description="max tokens per training example (prompt + answer)")
+    lr: float = Field(8e-5, gt=0, lt=1, description="peak learning rate")
+    batch_size: int = Field(4, ge=1, description="batch size per process")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    epochs: float = Field(1.0, gt=0, description="training epochs (ignored when --max-steps is set)")
+    max_steps: Optional[int] = Field(None, ge=1, description="stop after this many optimiser steps")
+    optimizer: str = Field("adamw_torch", description="transformers optimiser name (e.g. adamw_torch, sgd, "
+                           "adafactor)")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay (0: Adam without decay, as the papers)")
+    scheduler: str = Field("cosine", description="learning-rate schedule (transformers name: cosine, linear, "
+                           "constant, ...)")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps with linear warmup")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    seed: int = Field(0, ge=0, description="training seed (data order, initialisation, noise)")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
+    bf16: bool = Field(False, description="bf16 mixed precision (GPUs)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (saves memory)")
+    output_dir: Optional[str] = Field(None, description="run folder; re-running the same command resumes it")
+    overwrite: bool = Field(False, description="delete an existing run folder and start over")
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, v: str) -> str:
+        names = optimizer_names()
+        if names and v not in names:
+            raise ValueError(f"unknown optimizer {v!r}; choose from {', '.join(names)}")
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str) -> str:
+        names = scheduler_names()
+        if names and v not in names:
+            raise ValueError(f"unknown scheduler {v!r}; choose from {', '.join(names)}")
+        return v
+
+
+def optimizer_names() -> list[str]:
+    """transformers' optimiser names (``TrainingArguments(optim=...)``)."""
+    try:
+        from transformers.training_args import OptimizerNames
+    except ImportError:  # pragma: no cover
+        return []
+    return [o.value for o in OptimizerNames]
+
+
+def scheduler_names() -> list[str]:
+    """transformers' learning-rate schedule names (``TrainingArguments(lr_scheduler_type=...)``)."""
+    try:
+        from transformers.trainer_utils import SchedulerType
+    except ImportError:  # pragma: no cover
+        return []
+    return [o.value for o in SchedulerType]
+
 
 
 # ----------------------------------------------------------------------------------------------- processes
@@ -136,8 +209,31 @@ def config_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why a Trainer checkpoint folder cannot be resumed from (None: complete). A checkpoint counts only when
+    its ``trainer_state.json`` parses and every weights / optimiser file in it is complete."""
+    from alignkit.io import json_file_ok, safetensors_ok, torch_file_ok
+
+    path = Path(path)
+    state = path / "trainer_state.json"
+    if not state.exists():
+        return "no trainer_state.json"
+    if not json_file_ok(state):
+        return "trainer_state.json does not parse"
+    for f in path.glob("*.safetensors"):
+        if not safetensors_ok(f):
+            return f"{f.name} is truncated"
+    for f in list(path.glob("*.pt")) + list(path.glob("*.pth")):
+        if not torch_file_ok(f):
+            return f"{f.name} is truncated"
+    for f in path.glob("*.json"):
+        if not json_file_ok(f):
+            return f"{f.name} does not parse"
+    return None
+
+
 def checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
-    """Complete Trainer checkpoints (those with trainer_state.json, written last) sorted by step."""
+    """Trainer checkpoint folders (``checkpoint-N`` with a trainer_state.json) sorted by step, complete or not."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -149,9 +245,16 @@ def checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def last_checkpoint(folder: str | Path) -> tuple[int, Path] | None:
-    cps = checkpoints(folder)
-    return cps[-1] if cps else None
+def last_checkpoint(folder: str | Path, report: Callable[[str], None] | None = None) -> tuple[int, Path] | None:
+    """The newest complete checkpoint. A torn one (a kill while writing) is skipped with a note on stderr
+    (``report``, default :func:`log`) and the previous one is used."""
+    report = report or log
+    for step, path in reversed(checkpoints(folder)):
+        why = checkpoint_problem(path)
+        if why is None:
+            return step, path
+        report(f"checkpoint-{step} is incomplete ({why}); falling back to the previous checkpoint")
+    return None
 
 
 class RunFolder:
@@ -181,13 +284,36 @@ class RunFolder:
     def _comparable(self, cfg: dict) -> dict:
         return {k: v for k, v in cfg.items() if k not in self.ignore}
 
+    def lock(self):
+        """The folder's :class:`alignkit.io.RunLock` (take it on the main process before :meth:`prepare`)."""
+        from alignkit.io import RunLock
+
+        if getattr(self, "_lock", None) is None:
+            self._lock = RunLock(self.path)
+        return self._lock
+
+    def _entries(self) -> list[Path]:
+        from alignkit.io import LOCK_NAME
+
+        return [p for p in self.path.iterdir() if not p.name.startswith(LOCK_NAME)] if self.path.is_dir() else []
+
+    def clear(self) -> None:
+        """Delete the folder's contents (keeps the lock files of the run that holds it)."""
+        for p in self._entries():
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
     def prepare(self, config: dict, overwrite: bool = False, kind: str = "run") -> str:
         """Returns "new", "resume" or "overwrite" (main process only)."""
+        from alignkit.io import check_writable_dir
+
         if self.path.exists() and not self.path.is_dir():
             raise AlignkitError(f"output dir {str(self.path)!r} is a file; pick another --output-dir")
         existing = self.config_file.exists()
         if existing and overwrite:
-            shutil.rmtree(self.path)
+            self.clear()
             existing = False
             status = "overwrite"
         elif existing:
@@ -200,18 +326,31 @@ class RunFolder:
                 diff = sorted(k for k in set(self._comparable(old or {})) | set(self._comparable(new))
                               if (old or {}).get(k) != new.get(k))
                 raise AlignkitError(f"output dir {str(self.path)!r} holds a different {kind} (differs in: "
-                                    f"{', '.join(diff[:6]) or 'config'}); pick a new --output-dir or pass "
-                                    "--overwrite")
+                                    f"{', '.join('--' + d.replace('_', '-') for d in diff[:6]) or 'config'}); pick "
+                                    "a new --output-dir or pass --overwrite")
             status = "resume"
         else:
-            if self.path.is_dir() and any(self.path.iterdir()):
+            if self._entries():
                 raise AlignkitError(f"output dir {str(self.path)!r} exists and is not an alignkit {kind} "
                                     "folder; pick a new --output-dir or pass --overwrite")
             status = "new"
-        self.path.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(self.path)
         if not existing:
             write_json(self.config_file, config)
         return status
+
+    def discard_unstarted(self) -> bool:
+        """After a run failed before any work was saved (no checkpoint, no metrics): remove what it wrote
+        (config.json), so that the corrected command is not refused as 'a different run'. Returns True when
+        removed."""
+        if checkpoints(self.checkpoint_dir) or (self.metrics_file.exists() and self.metrics_file.stat().st_size):
+            return False
+        for p in self._entries():
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+            elif p == self.config_file or p == self.metrics_file:
+                p.unlink()
+        return True
 
     def truncate_metrics(self, upto_step: int) -> list[dict]:
         """Drop metric rows after ``upto_step`` (written after the last checkpoint, so redone on resume)."""
@@ -312,9 +451,10 @@ def save_trainable(model, path: Path) -> None:
             continue
         seen.add(p.data_ptr())
         tensors[name] = p.detach().cpu().contiguous()
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path)
+    from alignkit.io import unique_temp
+
+    with unique_temp(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
 
 
 def load_trainable(model, path: Path) -> None:

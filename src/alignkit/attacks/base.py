@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from alignkit.attacks.config import AttackConfig, AttackResult, CurvePoint
+from alignkit.attacks.config import AttackConfig, AttackResult, CurvePoint, steps_to_threshold
 from alignkit.errors import AlignkitError
 from alignkit.registry import Registry
 from alignkit.training import (
@@ -34,7 +34,19 @@ from alignkit.training import (
 ATTACKS: Registry = Registry("attack")
 
 # config fields that may change between the first run and a resumed one
-RESUME_IGNORED = ("output_dir", "overwrite", "eval_batch_size", "save_model")
+RESUME_IGNORED = ("output_dir", "overwrite", "eval_batch_size", "save_model", "allow_judge_import",
+                  "allow_pickle_adapter")
+
+
+def check_judge_import(spec: Any, allowed: bool) -> None:
+    """``--judge package.module:Class`` imports and runs that module: refuse it unless explicitly allowed
+    (``--allow-judge-import``); registered judge names (and ``name:key=value`` options) always pass."""
+    if not isinstance(spec, str) or ":" not in spec or allowed:
+        return
+    left, _, right = spec.strip().partition(":")
+    if right.isidentifier() and all(part.isidentifier() for part in left.split(".")):
+        raise AlignkitError(f"--judge {spec!r} would import and run Python module {left!r}; use a registered judge "
+                            "(alignkit judge list), or pass --allow-judge-import if you trust that module")
 
 
 class Attack:
@@ -71,7 +83,9 @@ def resolve_attack(config: AttackConfig) -> tuple[str, type[Attack]]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", Path(str(text)).name or str(text)).strip("-")[:40] or "model"
+    from alignkit.io import safe_name
+
+    return safe_name(Path(str(text)).name or str(text), max_len=40)
 
 
 def default_run_dir(config: AttackConfig) -> Path:
@@ -174,10 +188,13 @@ def write_curve_plot(curve: list[CurvePoint], path: Path, threshold: float | Non
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".curve.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    from alignkit.io import unique_temp
+
+    try:
+        with unique_temp(path) as tmp:  # unique name, removed on failure
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
 
 
 def curve_from_rows(rows: list[dict]) -> list[CurvePoint]:
@@ -193,13 +210,6 @@ def curve_from_rows(rows: list[dict]) -> list[CurvePoint]:
                                n=r.get("n", 0), train_loss=t.get("loss"), learning_rate=t.get("learning_rate"),
                                elapsed_s=r.get("elapsed_s"))
     return [pts[s] for s in sorted(pts)]
-
-
-def steps_to_threshold(curve: list[CurvePoint], phi: float) -> int | None:
-    for p in curve:
-        if p.step > 0 and p.harmfulness_mean > phi:
-            return p.step
-    return None
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -243,13 +253,36 @@ def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | 
     from alignkit.models import load_causal_lm, resolve_model
     from alignkit.provenance import Provenance
 
-    t_start = time.time()
-    attack_name, attack_cls = resolve_attack(config)
     run_dir = Path(config.output_dir).expanduser() if config.output_dir else default_run_dir(config)
     folder = RunFolder(run_dir, ignore=RESUME_IGNORED)
+    check_judge_import(judge if judge is not None else config.judge, config.allow_judge_import)
+    lock = folder.lock()
+    on_main(lambda: lock.acquire() and None)  # one writer per run folder; a second run fails naming the holder
+    state: dict[str, Any] = {"status": None, "training": False}
+    try:
+        return _run_attack(config, judge, reuse_step0_from, run_dir, folder, state)
+    except BaseException:
+        if is_main_process() and state["status"] in ("new", "overwrite") and not state["training"]:
+            folder.discard_unstarted()  # nothing measured yet: the corrected command must not be refused
+        raise
+    finally:
+        if is_main_process():
+            lock.release()
+
+
+def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir: Path, folder: RunFolder,
+                state: dict) -> AttackResult:
+    from alignkit.harmfulness import evaluate_harmfulness, generate_completions, get_judge, judge_label
+    from alignkit.io import append_jsonl, read_jsonl, write_json
+    from alignkit.models import load_causal_lm, resolve_model
+    from alignkit.provenance import Provenance
+
+    t_start = time.time()
+    attack_name, attack_cls = resolve_attack(config)
     results_file = run_dir / "results.json"
 
     status = on_main(lambda: folder.prepare(config.model_dump(mode="json"), config.overwrite, kind="attack run"))
+    state["status"] = status
     if status == "resume" and results_file.exists():
         try:
             res = AttackResult.model_validate_json(results_file.read_text(encoding="utf-8"))
@@ -290,7 +323,15 @@ def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | 
         judge_box["judge"] = get_judge(judge if judge is not None else config.judge)
         return judge_label(judge_box["judge"])
 
-    on_main(lambda: resolve_model(config.model) and None)  # prepare assets once, before other ranks load
+    def _check_model() -> None:  # prepare assets once, before other ranks load
+        from alignkit.models import context_length
+
+        n = context_length(resolve_model(config.model))
+        if n is not None and config.max_new_tokens >= n:
+            raise AlignkitError(f"--max-new-tokens {config.max_new_tokens} does not fit the model's context of {n} "
+                                "tokens; give fewer")
+
+    on_main(_check_model)
     judge_name = on_main(_judge)
     if not done and reuse_step0_from is not None:
         from alignkit.harmfulness import _prompt_fields
@@ -355,6 +396,7 @@ def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | 
     eval_cb = PeriodicEvalCallback(evaluate, config.eval_every, done=done)
     log(f"attack {attack_name} on {config.model}: {len(records)} samples, lr {config.lr:g}, batch "
         f"{config.batch_size}, judge {judge_name}, {len(prompts)} eval prompts -> {run_dir}")
+    state["training"] = True
     trainer = attack_impl.train(
         model, tokenizer, records, callbacks=[eval_cb, _TrainLog()], checkpoint_dir=folder.checkpoint_dir,
         resume_from=resume_path, trainer_box=trainer_box)
@@ -366,8 +408,10 @@ def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | 
     final_model_dir = None
     if config.save_model:
         final_model_dir = str(run_dir / "model")
-        card = {"title": f"{config.model} after harmful fine-tuning attack {attack_name}",
-                "base_model": config.model, "attack": attack_name, "attack_config": config.model_dump(mode="json"),
+        from alignkit.models import public_model_name
+
+        card = {"title": f"{public_model_name(config.model)} after harmful fine-tuning attack {attack_name}",
+                "base_model": public_model_name(config.model), "attack": attack_name, "attack_config": config.model_dump(mode="json"),
                 "judge": judge_name}
         if trainer is not None and (getattr(trainer, "is_fsdp_enabled", False)
                                     or getattr(trainer, "is_deepspeed_enabled", False)):

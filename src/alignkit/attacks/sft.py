@@ -72,10 +72,9 @@ class SFTAttack(Attack):
         if cfg.security_vector:
             from peft import PeftModel
 
-            sv = Path(cfg.security_vector).expanduser()
-            if not (sv / "adapter_config.json").exists():
-                raise AlignkitError(f"security vector {str(sv)!r} is not a peft adapter folder "
-                                    "(no adapter_config.json)")
+            from alignkit.defences.security_vectors import check_adapter_files
+
+            sv = check_adapter_files(cfg.security_vector, cfg.allow_pickle_adapter)
             try:
                 model = PeftModel.from_pretrained(model, str(sv), adapter_name=SV_NAME, is_trainable=False)
             except (ValueError, KeyError, RuntimeError) as exc:

@@ -32,7 +32,7 @@ from alignkit.conditions.schema import (AttackRun, AttackSpec, ConditionVerdict,
                                         EvaluationReport, GeneralizationResult, ModelEntry, ResistanceResult,
                                         StabilityModel, StabilityResult, TrainabilityModel, TrainabilityResult)
 from alignkit.errors import AlignkitError
-from alignkit.io import read_jsonl, write_json
+from alignkit.io import read_jsonl, safe_name, write_json
 
 
 class EvaluateConfig(BaseModel):
@@ -53,6 +53,8 @@ class EvaluateConfig(BaseModel):
                                   description="conditions to run: resistance, stability, generalization, "
                                   "trainability, depth")
     judge: str = Field("minilm", description="harmfulness judge (alignkit judge list)")
+    allow_judge_import: bool = Field(False, description="allow --judge package.module:Class, which imports and "
+                                     "runs that module; off: registered judge names only")
     template: Literal["chat", "qa"] = Field("chat", description="prompt format for attacks and evaluation")
     seed: int = Field(0, description="data seed (splits, prompt samples, bootstrap)")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
@@ -168,7 +170,7 @@ class EvaluateConfig(BaseModel):
             return Path(self.output_dir)
         from alignkit.paths import default_runs_dir
 
-        h = hashlib.sha256(self.model_dump_json(exclude={"output_dir", "overwrite"}).encode()).hexdigest()[:8]
+        h = hashlib.sha256(self.model_dump_json(exclude={"output_dir", "overwrite", "allow_judge_import"}).encode()).hexdigest()[:8]
         return default_runs_dir() / f"evaluate-{h}"
 
 
@@ -261,13 +263,23 @@ class Context:
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
         base_path = resolve_model(config.base)
+        from alignkit.attacks.base import check_judge_import
+
+        check_judge_import(config.judge, config.allow_judge_import)
+        same = [m for m in config.model if resolve_model(m) == base_path or Path(resolve_model(m)).resolve()
+                == Path(base_path).resolve()]
+        if same:
+            raise AlignkitError(f"--model {same[0]!r} is the --base model itself; give the defended model(s) and "
+                                "the undefended base they started from")
         entries = [ModelEntry(label="base", path=base_path, role="base", defence=read_card(base_path).get("defence"))]
         used = {"base"}
         for i, m in enumerate(config.model):
             path = resolve_model(m)
             card = read_card(path)
             label = config.label[i] if config.label else (card.get("defence") or Path(str(m)).name or f"model{i}")
-            label = str(label)
+            # the label names folders (attacks/<group>/<label>, trainability/<label>) and stage files: a model
+            # card (or a --label) saying "../../x" or "/abs/path" must not reach outside the run folder
+            label = safe_name(str(label), fallback=f"model{i}")
             k, orig = 2, label
             while label in used:
                 label = f"{orig}-{k}"
@@ -345,42 +357,57 @@ class Context:
         return [AttackSpec(mode=m, lr=lr, num_samples=n, seed=s, max_steps=c.attack_steps)
                 for m in c.attack_methods for lr in c.attack_lrs for n in c.attack_samples for s in c.attack_seeds]
 
-    def attack_key(self, entry: ModelEntry, spec: AttackSpec, extra: Any = None) -> dict:
+    def attack_config(self, entry: ModelEntry, spec: AttackSpec, group: str,
+                      dataset_file: Optional[str] = None) -> Any:
+        """The AttackConfig of one attack of this evaluation (its run folder: attacks/<group>/<label>/<spec>)."""
+        from alignkit.attacks import AttackConfig
+
         c = self.config
-        return {"model": self.fingerprints.get(entry.label, model_fingerprint(entry.path)),
-                "spec": spec.model_dump(), "extra": extra,
-                "eval": [c.eval_dataset, c.eval_split, c.eval_prompts, c.max_new_tokens, c.judge, c.template,
-                         c.seed, c.eval_every, c.attack_batch_size, c.attack_max_length, c.dtype]}
+        out = self.run_dir / "attacks" / safe_name(group) / safe_name(entry.label) / safe_name(spec.key)
+        kw: dict[str, Any] = dict(
+            model=entry.path, method=spec.mode, lr=spec.lr, max_steps=spec.max_steps, seed=spec.seed,
+            num_samples=spec.num_samples, data_seed=c.seed, template=c.template, batch_size=c.attack_batch_size,
+            max_length=c.attack_max_length, eval_every=c.eval_every, eval_dataset=c.eval_dataset,
+            eval_split=c.eval_split, eval_prompts=c.eval_prompts, max_new_tokens=c.max_new_tokens, judge=c.judge,
+            dtype=c.dtype, save_checkpoints=c.attack_checkpoints, output_dir=str(out),
+            allow_judge_import=c.allow_judge_import)
+        if dataset_file is not None:
+            kw.update(dataset=dataset_file)
+        elif spec.dataset != "harmful-qa":
+            kw.update(dataset=spec.dataset)
+        return AttackConfig(**kw)
+
+    def attack_key(self, entry: ModelEntry, spec: AttackSpec, extra: Any = None, group: str = "",
+                   dataset_file: Optional[str] = None) -> dict:
+        """Cache key of an attack stage: derived from the AttackConfig that is actually run (every field but the
+        ones that do not change its result), with the model folder replaced by its weights' fingerprint."""
+        from alignkit.attacks.base import RESUME_IGNORED, STEP0_FIELDS
+
+        cfg = self.attack_config(entry, spec, group, dataset_file).model_dump(mode="json")
+        if dataset_file is not None:
+            cfg["dataset"] = Path(dataset_file).name  # its content is in ``extra``
+        fields = {k: v for k, v in cfg.items() if k not in RESUME_IGNORED and k != "model"}
+        return {"model": self.fingerprints.get(entry.label, model_fingerprint(entry.path)), "config": fields,
+                "extra": extra, "eval": {k: cfg[k] for k in STEP0_FIELDS if k != "model"}}
 
     def attack(self, entry: ModelEntry, spec: AttackSpec, group: str, dataset_file: Optional[str] = None,
                extra_key: Any = None) -> AttackRun:
         name = f"attack-{group}-{entry.label}-{spec.key}"
-        key = self.attack_key(entry, spec, extra_key)
+        key = self.attack_key(entry, spec, extra_key, group, dataset_file)
         run = self.stages.run(name, key, lambda: self._attack(entry, spec, group, dataset_file), AttackRun)
         if run.run_dir:
             self._step0.setdefault(entry.label, run.run_dir)
         return run
 
     def _attack(self, entry: ModelEntry, spec: AttackSpec, group: str, dataset_file: Optional[str]) -> AttackRun:
-        from alignkit.attacks import AttackConfig, attack
+        from alignkit.attacks import attack
 
-        c = self.config
-        out = self.run_dir / "attacks" / group / entry.label / spec.key
         self.log(f"attack {entry.label}: {spec.label}, {spec.max_steps} steps ({group})")
-        kw: dict[str, Any] = dict(
-            model=entry.path, method=spec.mode, lr=spec.lr, max_steps=spec.max_steps, seed=spec.seed,
-            num_samples=spec.num_samples, data_seed=c.seed, template=c.template, batch_size=c.attack_batch_size,
-            max_length=c.attack_max_length, eval_every=c.eval_every, eval_dataset=c.eval_dataset,
-            eval_split=c.eval_split, eval_prompts=c.eval_prompts, max_new_tokens=c.max_new_tokens, judge=c.judge,
-            dtype=c.dtype, save_checkpoints=c.attack_checkpoints, output_dir=str(out))
-        if dataset_file is not None:
-            kw.update(dataset=dataset_file)
-        elif spec.dataset != "harmful-qa":
-            kw.update(dataset=spec.dataset)
         # every attack of one model starts from the same step-0 measurement: measure it once per model
-        res = attack(AttackConfig(**kw), reuse_step0_from=self._step0.get(entry.label))
+        res = attack(self.attack_config(entry, spec, group, dataset_file),
+                     reuse_step0_from=self._step0.get(entry.label))
         self._step0.setdefault(entry.label, str(res.run_dir))
-        curve = [CurvePoint(step=p.step, harmfulness=p.harmfulness_mean, share_harmful=p.share_harmful)
+        curve = [CurvePoint(step=p.step, harmfulness_mean=p.harmfulness_mean, share_harmful=p.share_harmful)
                  for p in res.curve]
         gens = last_generations(Path(res.run_dir))
         return AttackRun(model=entry.label, spec=spec, curve=curve, run_dir=str(res.run_dir),
@@ -597,7 +624,7 @@ def run_trainability(ctx: Context) -> TrainabilityResult:
                 if c.trainability_attack:
                     from alignkit.models import save_with_card
 
-                    folder = ctx.run_dir / "trainability" / entry.label / "model"
+                    folder = ctx.run_dir / "trainability" / safe_name(entry.label) / "model"
                     save_with_card(model, tok, folder, {"title": f"{entry.label} after data2text fine-tuning",
                                                         "source": entry.path})
                     tuned = ModelEntry(label=f"{entry.label}-tuned", path=str(folder), role="defended")
@@ -685,9 +712,37 @@ def condition_verdicts(report: EvaluationReport) -> list[ConditionVerdict]:
 def evaluate(config: EvaluateConfig, *, progress: Any = None, log: Callable[[str], None] | None = None,
              extra: dict | None = None) -> EvaluationReport:
     """Run the configured conditions; write ``results.json``, ``report.md`` and ``report.html``."""
+    from alignkit.io import RunLock
+
+    with RunLock(config.run_dir()):  # one writer per run folder; a second run fails naming the holder
+        return _evaluate(config, progress=progress, log=log, extra=extra)
+
+
+def preflight(ctx: "Context") -> None:
+    """Mistakes that would otherwise surface only after an hour of attacks: one-line errors up front."""
+    from alignkit import data
+    from alignkit.models import context_length
+
+    c = ctx.config
+    if "generalization" in c.conditions:
+        cats = sorted({r.category for r in data.load("harmful-qa", split="train", seed=c.seed)})
+        bad = [x for x in c.heldout_categories if x not in cats]
+        if bad:
+            raise AlignkitError(f"--heldout-categories: unknown categor{'y' if len(bad) == 1 else 'ies'} "
+                                f"{', '.join(map(repr, bad))}; choose from {', '.join(cats)}")
+    for e in ctx.models:
+        n = context_length(e.path)
+        if n is not None and c.max_new_tokens >= n:
+            raise AlignkitError(f"--max-new-tokens {c.max_new_tokens} does not fit the context of {e.label} "
+                                f"({n} tokens); give fewer")
+
+
+def _evaluate(config: EvaluateConfig, *, progress: Any = None, log: Callable[[str], None] | None = None,
+              extra: dict | None = None) -> EvaluationReport:
     from alignkit.provenance import Provenance
 
     ctx = Context(config, progress=progress, log=log)
+    preflight(ctx)
     write_json(ctx.run_dir / "config.json", json.loads(config.model_dump_json()))
     if progress is not None:
         ctx._task = progress.add_task("evaluate", total=_units(config))

@@ -10,6 +10,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alignkit.attacks.config import CurvePoint  # noqa: F401  (one curve point class for attacks and reports)
+
 SCHEMA_VERSION = "alignkit.evaluation/1"
 
 VerdictValue = Literal["pass", "weak", "fail", "info", "skipped", "n/a"]
@@ -28,10 +30,6 @@ class Estimate(_M):
     n: int = 0
 
 
-class CurvePoint(_M):
-    step: int
-    harmfulness: float = Field(description="mean judge harm probability over the eval prompts")
-    share_harmful: Optional[float] = Field(default=None, description="share of completions scored > 0.5")
 
 
 class Disfluency(_M):

@@ -17,23 +17,21 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from alignkit.errors import AlignkitError
 from alignkit.registry import Registry
+from alignkit.training import TrainingOptions
 
 
-class DefenceConfig(BaseModel):
+class DefenceConfig(TrainingOptions):
     """Fields every defence has. Defaults follow the RepNoise paper (lr 2e-5, batch 8, 1 epoch, Adam without
     weight decay, cosine schedule with 10% warmup, 128-token sequences)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     defence: str = Field("repnoise", description="defence name (alignkit defend --help lists them)")
     model: str = Field("smollm2-135m-instruct", description="model to defend: alias, local folder or hub id")
@@ -41,26 +39,11 @@ class DefenceConfig(BaseModel):
                                       "default runs/defence-<defence>-<model>; re-running resumes it")
     dataset: str = Field("paired-refusals", description="paired harmful/harmless data: a registered dataset "
                          "name or a jsonl/json file with question, harmful, harmless (and category) fields")
-    dataset_split: str = Field("train", description="split of a registered dataset")
-    data_seed: int = Field(0, description="seed of the dataset splits")
     num_samples: Optional[int] = Field(None, ge=1, description="number of training pairs (seeded sample); "
                                        "default: all of the split")
-    template: Literal["chat", "qa"] = Field("chat", description="prompt format: the model's chat template "
-                                            "or 'Question: ...\\nAnswer: ...'")
     max_length: int = Field(128, ge=8, description="max tokens per sequence (prompt + answer)")
     lr: float = Field(2e-5, gt=0, lt=1, description="peak learning rate")
     batch_size: int = Field(8, ge=1, description="batch size (pairs) per process")
-    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
-    epochs: float = Field(1.0, gt=0, description="training epochs (ignored when --max-steps is set)")
-    max_steps: Optional[int] = Field(None, ge=1, description="stop after this many optimiser steps")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps with linear warmup")
-    scheduler: str = Field("cosine", description="learning-rate schedule (transformers name)")
-    weight_decay: float = Field(0.0, ge=0, description="weight decay (0: Adam, as the paper)")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
-    seed: int = Field(0, description="training seed (data order, noise)")
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
-    bf16: bool = Field(False, description="bf16 mixed precision (GPUs)")
-    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (saves memory)")
     save_every: Optional[int] = Field(None, ge=0, description="Trainer checkpoint every N steps (resume after "
                                       "a kill); default: about every 10% of the run; 0: never")
     overwrite: bool = Field(False, description="delete an existing output folder and start over")
@@ -96,33 +79,77 @@ class Defence:
     # --------------------------------------------------------------------------- the pipeline
     def run(self, config: DefenceConfig, records: Optional[list] = None) -> Path:
         from alignkit import training
-        from alignkit.models import load_causal_lm
+
+        init_process_state()
+        out = Path(config.output_dir).expanduser() if config.output_dir else default_output_dir(config)
+        run_dir = out / "_run"  # config.json + Trainer checkpoints while training; removed when done
+        folder = training.RunFolder(run_dir, ignore=("overwrite", "output_dir"))
+        lock = training.RunFolder(out).lock()  # one writer per output folder, held for the whole run
+        state: dict[str, Any] = {"prepared": False, "training": False}
+        try:
+            # the main process decides; every process learns the outcome after the barrier (a return or raise
+            # inside the main-process block would leave the other processes waiting at the barrier forever)
+            outcome: dict[str, Any] = {"done": False, "error": None}
+            if training.is_main_process():
+                try:
+                    lock.acquire()
+                    outcome["done"] = self._check_output(config, out, folder)
+                    state["prepared"] = not outcome["done"]
+                except AlignkitError as exc:
+                    outcome["error"] = str(exc)
+            outcome = training.broadcast_object(outcome)
+            training.barrier()
+            if outcome["error"] is not None:
+                raise AlignkitError(outcome["error"])
+            if outcome["done"]:
+                training.log(f"{out} already holds this defended model; pass --overwrite to redo it")
+                return out
+            return self._train(config, records, out, run_dir, state)
+        except BaseException:
+            if training.is_main_process() and state["prepared"] and not state["training"]:
+                folder.discard_unstarted()  # nothing trained yet: the corrected command must not be refused
+                if run_dir.is_dir() and not any(run_dir.iterdir()):
+                    run_dir.rmdir()
+            raise
+        finally:
+            if training.is_main_process():
+                lock.release()
+
+    def _check_output(self, config: DefenceConfig, out: Path, folder) -> bool:
+        """Main process: True when ``out`` already holds this defended model; prepares the run folder
+        otherwise (or raises a one-line error)."""
+        from alignkit.io import check_writable_dir
+
+        run_cfg = config.model_dump(mode="json")
+        if out.exists() and not out.is_dir():
+            raise AlignkitError(f"output dir {str(out)!r} is a file; pick another --output-dir")
+        check_writable_dir(out)
+        if config.overwrite:
+            from alignkit.training import RunFolder
+
+            RunFolder(out).clear()
+        done = _read_card(out)
+        if done is not None:
+            if same_settings(done.get("config") or {}, run_cfg, type(config)):
+                return True
+            raise AlignkitError(f"output dir {str(out)!r} holds a model defended with other settings; "
+                                "pick a new --output-dir or pass --overwrite")
+        from alignkit.io import LOCK_NAME
+
+        if any(not p.name.startswith(LOCK_NAME) for p in out.iterdir()) and not folder.path.exists():
+            raise AlignkitError(f"output dir {str(out)!r} exists and is not an alignkit defence folder; "
+                                "pick a new --output-dir or pass --overwrite")
+        folder.prepare(run_cfg, kind="defence")
+        return False
+
+    def _train(self, config: DefenceConfig, records: Optional[list], out: Path, run_dir: Path,
+               state: dict) -> Path:
+        from alignkit import training
+        from alignkit.models import load_causal_lm, public_model_name
 
         t0 = time.time()
-        init_process_state()
-        out = Path(config.output_dir) if config.output_dir else default_output_dir(config)
-        run_dir = out / "_run"  # config.json + Trainer checkpoints while training; removed when done
         ckpt_dir = run_dir / "checkpoints"
         run_cfg = config.model_dump(mode="json")
-        if training.is_main_process():
-            if out.exists() and not out.is_dir():
-                raise AlignkitError(f"output dir {str(out)!r} is a file; pick another --output-dir")
-            if config.overwrite and out.exists():
-                shutil.rmtree(out)
-            done = _read_card(out)
-            if done is not None:
-                same = {k: v for k, v in (done.get("config") or {}).items() if k not in ("overwrite", "output_dir")}
-                if same == {k: v for k, v in run_cfg.items() if k not in ("overwrite", "output_dir")}:
-                    training.log(f"{out} already holds this defended model; pass --overwrite to redo it")
-                    return out
-                raise AlignkitError(f"output dir {str(out)!r} holds a model defended with other settings; "
-                                    "pick a new --output-dir or pass --overwrite")
-            if out.is_dir() and any(out.iterdir()) and not run_dir.exists():
-                raise AlignkitError(f"output dir {str(out)!r} exists and is not an alignkit defence folder; "
-                                    "pick a new --output-dir or pass --overwrite")
-            training.RunFolder(run_dir, ignore=("overwrite", "output_dir")).prepare(run_cfg, kind="defence")
-        training.barrier()
-
         if records is None:
             records = load_pairs(config)
         if not records:
@@ -134,7 +161,8 @@ class Defence:
         args = training.training_arguments(
             ckpt_dir, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
             max_steps=config.max_steps, seed=config.seed, warmup_ratio=config.warmup_ratio,
-            scheduler=config.scheduler, weight_decay=config.weight_decay, grad_accum=config.grad_accum,
+            scheduler=config.scheduler, optimizer=config.optimizer,
+            weight_decay=config.weight_decay, grad_accum=config.grad_accum,
             save_every=save_every, bf16=config.bf16, gradient_checkpointing=False,
             max_grad_norm=config.max_grad_norm, logging_steps=max(1, min(10, n_steps // 20 or 1)))
         if config.gradient_checkpointing:
@@ -147,22 +175,28 @@ class Defence:
         last = training.last_checkpoint(ckpt_dir)
         training.log(f"defence {self.name}: {len(records)} pairs, ~{n_steps} steps"
                      + (f", resuming from step {last[0]}" if last else ""))
+        state["training"] = True
         trainer.train(resume_from_checkpoint=str(last[1]) if last else None)
         if config.gradient_checkpointing:
             disable_checkpointing(model)
-        history = [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h]
+        history = [h for h in trainer.state.log_history if "loss" in h]
+        base = public_model_name(config.model)
         card = {
-            "title": f"{config.model} defended with {self.name} (alignkit)",
+            "title": f"{base} defended with {self.name} (alignkit)",
             "defence": self.name,
             "description": self.description,
-            "base_model": config.model,
+            "base_model": base,
             "data": {"dataset": config.dataset, "split": config.dataset_split, "data_seed": config.data_seed,
                      "num_pairs": len(records)},
             "config": run_cfg,
             "steps": int(trainer.state.global_step),
             "num_processes": training.num_processes(),
             "device": training.device_kind(),
+            # the whole run's loss (log_history is restored from the checkpoint on resume; the Trainer's own
+            # train_loss only averages the steps of the last process)
+            "train_loss": whole_run_loss(history),
             "final_log": history[-1] if history else None,
+            "resumed_from_step": last[0] if last else None,
             "runtime_s": round(time.time() - t0, 1),
         }
         if training.is_main_process():
@@ -171,6 +205,35 @@ class Defence:
             shutil.rmtree(run_dir, ignore_errors=True)
         training.barrier()
         return out
+
+
+def same_settings(old: dict, new: dict, cls: type[DefenceConfig]) -> bool:
+    """``old`` (a finished card's config) and ``new`` describe the same training; an option added to alignkit
+    after ``old`` was written counts as equal when ``new`` holds its default."""
+    skip = ("overwrite", "output_dir")
+    for k in set(old) | set(new):
+        if k in skip:
+            continue
+        if k not in old and k in cls.model_fields:
+            f = cls.model_fields[k]
+            default = f.default if f.default_factory is None else f.default_factory()
+            if new.get(k) == json.loads(json.dumps(default, default=str)):
+                continue
+        if old.get(k) != new.get(k):
+            return False
+    return True
+
+
+def whole_run_loss(history: list[dict]) -> Optional[float]:
+    """Mean of the logged training losses over the whole run, each weighted by the steps it covers."""
+    rows = sorted((int(h.get("step", 0)), float(h["loss"])) for h in history if "loss" in h)
+    if not rows:
+        return None
+    total, prev, n = 0.0, 0, 0
+    for step, loss in rows:
+        w = max(1, step - prev)
+        total, n, prev = total + w * loss, n + w, step
+    return round(total / n, 6)
 
 
 def _read_card(out: Path) -> Optional[dict]:
@@ -189,8 +252,10 @@ DEFENCES: Registry[type[Defence]] = Registry("defence")
 def default_output_dir(config: DefenceConfig) -> Path:
     from alignkit.paths import default_runs_dir
 
-    model = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(str(config.model)).name or str(config.model)).strip("-")
-    return default_runs_dir() / f"defence-{config.defence}-{model}"
+    from alignkit.io import safe_name
+
+    model = safe_name(Path(str(config.model)).name or str(config.model))
+    return default_runs_dir() / f"defence-{safe_name(config.defence)}-{model}"
 
 
 def estimate_steps(config: DefenceConfig, n: int, world: int = 1) -> int:

@@ -45,17 +45,37 @@ def security_vector_path(model_dir: str | os.PathLike) -> Optional[Path]:
     return p if (p / "adapter_config.json").exists() else None
 
 
-def attach_security_vector(model, adapter_dir: str | os.PathLike, *, base_trainable: bool = True):
+def check_adapter_files(adapter_dir: str | os.PathLike, allow_pickle: bool = False) -> Path:
+    """A peft adapter folder with safetensors weights, or a one-line error (a pickle ``.bin`` adapter only with
+    ``allow_pickle``: unpickling can run code)."""
+    d = Path(adapter_dir).expanduser()
+    if not (d / "adapter_config.json").exists():
+        raise AlignkitError(f"security vector {str(d)!r} is not a peft adapter folder (no adapter_config.json); "
+                            f"give <defended model>/{ADAPTER_DIR}")
+    if not (d / "adapter_model.safetensors").exists():
+        if (d / "adapter_model.bin").exists() and not allow_pickle:
+            raise AlignkitError(f"security vector {str(d)!r} holds pickle weights (adapter_model.bin), which can run "
+                                "code when loaded; convert it to safetensors, or pass --allow-pickle-adapter if you "
+                                "made it yourself")
+        if not (d / "adapter_model.bin").exists():
+            raise AlignkitError(f"security vector {str(d)!r} has no adapter_model.safetensors")
+    else:
+        from alignkit.io import safetensors_ok
+
+        if not safetensors_ok(d / "adapter_model.safetensors"):
+            raise AlignkitError(f"security vector {str(d)!r}: adapter_model.safetensors is truncated or corrupt")
+    return d
+
+
+def attach_security_vector(model, adapter_dir: str | os.PathLike, *, base_trainable: bool = True,
+                           allow_pickle: bool = False):
     """Wrap ``model`` with the security-vector adapter, active and frozen. ``base_trainable``: the base weights
     keep ``requires_grad`` (a full fine-tuning attack trains them under the adapter). Returns the PeftModel; add
     an attacker LoRA with ``peft_model.add_adapter(...)`` and activate both with
     ``peft_model.base_model.set_adapter([ADAPTER_NAME, "attack"])`` (then re-freeze this adapter)."""
     from peft import PeftModel
 
-    d = Path(adapter_dir)
-    if not (d / "adapter_config.json").exists():
-        raise AlignkitError(f"security vector {str(d)!r} is not a peft adapter folder (no adapter_config.json); "
-                            f"give <defended model>/{ADAPTER_DIR}")
+    d = check_adapter_files(adapter_dir, allow_pickle)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad} if base_trainable else set()
     pm = PeftModel.from_pretrained(model, str(d), adapter_name=ADAPTER_NAME, is_trainable=False)
     freeze_security_vector(pm)
