@@ -19,7 +19,7 @@ Deviation for the CPU budget (a few minutes on 2 cores): the PPO policy is warm-
 cloning on the demonstrations (20 epochs) and trained with a small learning rate (1e-4), so the
 generator is competent from the start and the
 discriminator learns the reward from near-expert contrasts instead of waiting for PPO to learn the task.
-Episodes end only by the 75-step time limit, so h(s') is never zeroed at the end.
+Episodes end only by the 74-action time limit, so h(s') is never zeroed at the end.
 """
 
 from __future__ import annotations
@@ -100,29 +100,12 @@ def bc_pretrain(policy, obs: np.ndarray, acts: np.ndarray, epochs: int = 1, batc
             opt.step()
 
 
-def _episode_stats(env: EmergencyEnv, act_fn: Callable, reward_fn, n: int, seed: int, rng):
-    """Returns per-transition (g(s'), gt reward) and per-episode (sum g, gt return)."""
-    g_step, r_step, g_ep, r_ep = [], [], [], []
-    for ep in range(n):
-        obs, _ = env.reset(seed=seed + ep)
-        done, obs_list, rews = False, [], []
-        while not done:
-            obs, r, term, trunc, _ = env.step(act_fn(env, obs, rng))
-            done = term or trunc
-            obs_list.append(obs)
-            rews.append(r)
-        g = reward_fn(np.stack(obs_list))
-        g_step.extend(g.tolist())
-        r_step.extend(rews)
-        g_ep.append(float(g.sum()))
-        r_ep.append(float(sum(rews)))
-    return np.array(g_step), np.array(r_step), np.array(g_ep), np.array(r_ep)
-
-
 def agreement(policy, disc: AIRLDiscriminator, n_episodes: int = 30, seed: int = 50_000) -> dict:
-    """How well g agrees with the ground truth, on episodes of the AIRL policy, the expert and a random policy."""
-    env = EmergencyEnv()
-    rng = np.random.default_rng(seed)
+    """How well g agrees with the ground truth up to shaping (:mod:`alignkit.cte.diagnostics`), on
+    episodes of the AIRL policy, the expert and a random policy; plus the policy's entropy."""
+    from alignkit.cte.diagnostics import reward_diagnostics
+
+    torch.manual_seed(seed)  # the AIRL policy's episodes are sampled
 
     def g_batch(o):
         with torch.no_grad():
@@ -135,21 +118,11 @@ def agreement(policy, disc: AIRLDiscriminator, n_episodes: int = 30, seed: int =
     acts = {"airl_policy": airl_act,
             "expert": lambda e, o, r: expert_action(e.get_state()),
             "random": lambda e, o, r: int(r.integers(9))}
-    out, all_g, all_r, all_ge, all_re = {}, [], [], [], []
-    for name, fn in acts.items():
-        gs, rs, ge, re = _episode_stats(env, fn, g_batch, n_episodes, seed, rng)
-        out[f"return_{name}"] = float(re.mean())
-        out[f"rescued_{name}"] = float(np.mean(re // 10))
-        all_g.append(gs), all_r.append(rs), all_ge.append(ge), all_re.append(re)
-    gs, rs, ge, re = map(np.concatenate, (all_g, all_r, all_ge, all_re))
+    out = reward_diagnostics(g_batch, acts, n_episodes=n_episodes, seed=seed, gamma=disc.gamma)
     with torch.no_grad():
         ent = policy.get_distribution(torch.as_tensor(np.stack(
             [EmergencyEnv().reset(seed=seed + i)[0] for i in range(200)]))).entropy()
     out["policy_entropy_mean"] = float(ent.mean())  # max ln 9 = 2.197 (uniform)
-    out["pearson_state"] = float(np.corrcoef(gs, rs)[0, 1])
-    out["pearson_episode"] = float(np.corrcoef(ge, re)[0, 1])
-    out["n_states"] = int(len(gs))
-    out["n_episodes"] = int(len(ge))
     return out
 
 
@@ -207,7 +180,7 @@ def train_airl(out_dir: str | Path, n_demos: int = 1000, total_steps: int = 150_
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in disc.state_dict().items()}, str(out / REWARD_FILE))
     save_file({k: v.contiguous() for k, v in model.policy.state_dict().items()}, str(out / POLICY_FILE))
-    meta = {"method": "AIRL (state-only g, shaping h) vs SB3 PPO, BC warm start",
+    meta = {"method": "AIRL (state-only g, shaping h) vs SB3 PPO, BC warm start", "env": EmergencyEnv.env_id,
             "expert": "greedy BFS planner on the ground-truth reward",
             "settings": dict(n_demos=n_demos, total_steps=rounds * n_envs * n_steps, seed=seed, n_envs=n_envs,
                              n_steps=n_steps, disc_updates=disc_updates, disc_batch=disc_batch,

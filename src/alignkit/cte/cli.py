@@ -46,20 +46,36 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _check_weights_dir(weights: Optional[Path]) -> Optional[Path]:
-    if weights is not None and not weights.is_dir():
-        raise AlignkitError(f"--weights {weights} is not a folder; pass the folder 'alignkit cte train --out' wrote")
-    return weights
+def _check_model_dir(model_dir: Optional[Path]) -> Optional[Path]:
+    if model_dir is not None and not model_dir.is_dir():
+        raise AlignkitError(f"--model-dir {model_dir} is not a folder; pass the folder 'alignkit cte train --out' wrote")
+    return model_dir
 
 
-def _generate(method, n, out, seed, weights, settings=None):
+def _check_options(weights: str, realisticness: str, env: str) -> None:
+    from alignkit.cte.criteria import check_realisticness, check_weights
+    from alignkit.cte.env import make_env
+
+    check_weights(weights)
+    check_realisticness(realisticness)
+    make_env(env)
+
+
+def _at_least(name: str, value: Optional[int], low: int = 1) -> None:
+    if value is not None and value < low:
+        raise AlignkitError(f"{name} must be at least {low} (got {value})")
+
+
+def _generate(method, n, out, seed, model_dir, settings=None, weights="paper", realisticness="signed",
+              env="emergency-v2"):
     from alignkit.cte.pipeline import generate
 
     with Progress(TextColumn(f"[bold]{method}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as prog:
         task = prog.add_task(method, total=n)
         t0 = time.perf_counter()
-        rows = generate(method, n, out, seed=seed, weights=weights, settings=settings,
+        rows = generate(method, n, out, seed=seed, weights=model_dir, settings=settings, scorer_weights=weights,
+                        realisticness=realisticness, env_id=env,
                         progress=lambda i: prog.update(task, completed=i + 1))
         dt = time.perf_counter() - t0
     q = sum(r["quality"] for r in rows) / len(rows)
@@ -71,42 +87,45 @@ def _generate(method, n, out, seed, weights, settings=None):
 
 
 def _print_table(res: dict) -> None:
-    def cell(gen, model, test, metric):
-        for r in res["table"]:
-            if (r["generator"], r["model"], r["test"], r["metric"]) == (gen, model, test, metric):
-                return f"{r['mean']:.2f} ± {r['std']:.2f}"
-        return "-"
+    from alignkit.cte.pipeline import curve_table
 
-    t = Table(title=f"Proxy-human evaluation ({res['seeds']} seeds; mean ± std; comb = combined OOD test set)")
-    for col in ("generator", "model", "Pearson comb", "Spearman comb", "sign acc comb", "Pearson Δ comb",
-                "Pearson own", "sign acc own", "quality", "s/CTE wall", "s/CTE CPU"):
-        t.add_column(col, justify="right" if col not in ("generator", "model") else "left")
-    for g in res["methods"]:
-        for m in ("mlp", "linear"):
-            q = res["quality"][g]
-            t.add_row(g, m, cell(g, m, "combined", "pearson"), cell(g, m, "combined", "spearman"),
-                      cell(g, m, "combined", "sign_acc"), cell(g, m, "combined", "pearson_diff"),
-                      cell(g, m, "own", "pearson"), cell(g, m, "own", "sign_acc"),
-                      f"{q['mean']:.2f} ± {q['std']:.2f}", f"{res['seconds_per_cte'][g]:.3f}",
-                      f"{res['cpu_seconds_per_cte'][g]:.3f}")
+    header, rows = curve_table(res, "mlp")
+    t = Table(title=f"Proxy-human learning curves (MLP proxy, combined test set; mean [95% band] over "
+                    f"{res['seeds']} seeds)")
+    for col in header:
+        t.add_column(col, justify="left" if col in ("target", "n_train") else "right")
+    for r in rows:
+        t.add_row(*[str(c) for c in r])
     wide.print(t)
+    q = Table(title="Generated CTEs")
+    for col in ("generator", "quality", "mean length", "level share", "s/CTE wall", "s/CTE CPU"):
+        q.add_column(col, justify="left" if col == "generator" else "right")
+    for g in res["methods"]:
+        d = res["quality"][g]
+        q.add_row(g, f"{d['mean']:.2f} ± {d['std']:.2f}", f"{d['mean_length']:.1f}", f"{d['level_share']:.2f}",
+                  f"{res['seconds_per_cte'][g]:.3f}", f"{res['cpu_seconds_per_cte'][g]:.3f}")
+    wide.print(q)
 
 
-def _evaluate(out: Path, seeds: int, epochs: int = 150, command: str = "evaluate") -> dict:
-    from alignkit.cte.pipeline import evaluate_run, results_markdown
+def _evaluate(out: Path, seeds: int, epochs: int = 150, command: str = "evaluate", n_trains=None) -> dict:
+    from alignkit.cte.models import load_meta
+    from alignkit.cte.pipeline import evaluate_run, plot_curves, results_markdown
     from alignkit.io import atomic_write_text, write_json
     from alignkit.provenance import Provenance
 
-    res = evaluate_run(out, seeds=seeds, epochs=epochs)
+    res = evaluate_run(out, seeds=seeds, epochs=epochs, n_trains=n_trains)
     res["provenance"] = Provenance(model="alignkit/cte/weights (AIRL g(s) + PPO policy)",
-                                   data={"env": "Emergency gridworld 8x8"}, seed=0, command=command).model_dump()
+                                   data={"env": load_meta().get("env", "emergency-v2")}, seed=0,
+                                   command=command).model_dump()
     write_json(out / "results.json", res)
     atomic_write_text(out / "results.md", results_markdown(res))
+    plot_curves(res, out / "gallery" / "curves.png")
     _print_table(res)
     return res
 
 
 def _show(out: Path, method: str, index: int, gallery: int) -> tuple[Path, Path]:
+    _at_least("--gallery", gallery, 0)
     from alignkit.cte.pipeline import METHODS, load_ctes, replay
     from alignkit.cte.render import draw_cte, gallery_html
     from alignkit.io import atomic_write_text
@@ -130,8 +149,13 @@ def _show(out: Path, method: str, index: int, gallery: int) -> tuple[Path, Path]
             p = png_for(m, i, r)
             items.append(dict(png=p.name, method=m, index=i, start=r["start"], quality=r["quality"],
                               mean_reward_orig=r["mean_reward_orig"], mean_reward_cf=r["mean_reward_cf"], raw=r["raw"]))
-    page = atomic_write_text(out / "gallery" / "index.html", gallery_html(items))
+    curves = (out / "gallery" / "curves.png").exists()
+    page = atomic_write_text(out / "gallery" / "index.html", gallery_html(items, curves="curves.png" if curves else None))
     return png, page
+
+
+WEIGHTS_HELP = "criteria weights preset: paper (the paper's best weights) | alignkit (earlier hand-set weights)"
+REAL_HELP = "realisticness: signed (mean R(c) - mean R(o), the original) | likelihood (mean log pi of the counterfactual)"
 
 
 @app.command()
@@ -160,28 +184,35 @@ def generate_cmd(method: str = typer.Option("mcto", "--method", "-m", help="mcto
                  n: int = typer.Option(20, "-n", help="number of CTEs (one per original trajectory)"),
                  out: Path = typer.Option(DEFAULT_RUN, help="run folder"),
                  seed: int = typer.Option(0),
-                 weights: Optional[Path] = typer.Option(None, help="weights folder (default: the shipped weights)"),
+                 model_dir: Optional[Path] = typer.Option(None, help="AIRL weights folder (default: the shipped weights)"),
+                 weights: str = typer.Option("paper", help=WEIGHTS_HELP),
+                 realisticness: str = typer.Option("signed", help=REAL_HELP),
+                 env: str = typer.Option("emergency-v2", help="environment id"),
                  n_starts: Optional[int] = typer.Option(None, help="MCTO: start states tried"),
                  n_iter: Optional[int] = typer.Option(None, help="MCTO: iterations per committed step")):
     """Generate N CTEs with one method and write them to OUT/ctes_<method>.jsonl."""
     _check_method(method)
+    _at_least("-n", n)
+    _at_least("--n-starts", n_starts)
+    _at_least("--n-iter", n_iter)
+    _check_options(weights, realisticness, env)
     settings = {}
     if method == "mcto":
         if n_starts is not None:
             settings["n_starts"] = n_starts
         if n_iter is not None:
             settings["n_iter"] = n_iter
-    _generate(method, n, out, seed, _check_weights_dir(weights), settings)
+    _generate(method, n, out, seed, _check_model_dir(model_dir), settings, weights, realisticness, env)
 
 
 @app.command()
 @_user_errors
 def evaluate(out: Path = typer.Option(DEFAULT_RUN, help="run folder with ctes_*.jsonl"),
-             seeds: int = typer.Option(3, help="proxy-human seeds"),
+             seeds: int = typer.Option(10, help="proxy-human seeds"),
              epochs: int = typer.Option(150, help="MLP training epochs")):
-    """Train and test the proxy humans on the CTEs in OUT; print and save the table."""
-    if seeds < 1:
-        raise AlignkitError("--seeds must be at least 1")
+    """Proxy-human learning curves on the CTEs in OUT; print and save the table and the curves."""
+    _at_least("--seeds", seeds)
+    _at_least("--epochs", epochs)
     _evaluate(out, seeds, epochs)
 
 
@@ -199,24 +230,53 @@ def show(out: Path = typer.Option(DEFAULT_RUN, help="run folder with ctes_*.json
 
 @app.command()
 @_user_errors
+def explain(trajectory: Path = typer.Argument(..., help="JSON file {'layout_seed': int, 'actions': [int, ...]} "
+                                              "or {'start_state': {...}, 'actions': [...]}: the original to explain"),
+            method: str = typer.Option("mcto", "--method", "-m", help="mcto | dac | random"),
+            out: Path = typer.Option(DEFAULT_RUN / "explain", help="folder for the PNG and the CTE"),
+            seed: int = typer.Option(0),
+            model_dir: Optional[Path] = typer.Option(None, help="AIRL weights folder (default: the shipped weights)"),
+            weights: str = typer.Option("paper", help=WEIGHTS_HELP),
+            realisticness: str = typer.Option("signed", help=REAL_HELP),
+            env: str = typer.Option("emergency-v2", help="environment id")):
+    """Explain one trajectory of your own (a layout and its actions) with one CTE; writes a PNG."""
+    from alignkit.cte.pipeline import explain_trajectory
+
+    _check_method(method)
+    _check_options(weights, realisticness, env)
+    png = explain_trajectory(trajectory, method, out, seed=seed, weights=_check_model_dir(model_dir),
+                             scorer_weights=weights, realisticness=realisticness, env_id=env)
+    console.print(f"PNG -> {png}")
+
+
+@app.command()
+@_user_errors
 def pipeline(preset: str = typer.Option("quick", help="quick (minutes) | paper (1000 CTEs/method, 10 seeds)"),
              out: Optional[Path] = typer.Option(None, help="run folder (default runs/cte/<preset>)"),
              seed: int = typer.Option(0),
-             weights: Optional[Path] = typer.Option(None, help="weights folder (default: the shipped weights)"),
-             n: Optional[int] = typer.Option(None, "-n", help="override CTEs per method")):
-    """Generate CTEs with all three methods, evaluate with the proxy humans, draw pictures."""
+             model_dir: Optional[Path] = typer.Option(None, help="AIRL weights folder (default: the shipped weights)"),
+             weights: Optional[str] = typer.Option(None, help=WEIGHTS_HELP + " (default: the preset's)"),
+             realisticness: str = typer.Option("signed", help=REAL_HELP),
+             env: str = typer.Option("emergency-v2", help="environment id"),
+             n: Optional[int] = typer.Option(None, "-n", help="override CTEs per method"),
+             seeds: Optional[int] = typer.Option(None, help="override proxy-human seeds")):
+    """Generate CTEs with all three methods, print the proxy-human learning curves, draw pictures."""
     from alignkit.cte.pipeline import METHODS, PRESETS
 
     if preset not in PRESETS:
         raise AlignkitError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     p = PRESETS[preset]
+    _at_least("-n", n)
+    _at_least("--seeds", seeds)
+    weights = weights or p.weights
+    _check_options(weights, realisticness, env)
     out = out or DEFAULT_RUN / preset
-    _check_weights_dir(weights)
-    n = n or p.n
+    _check_model_dir(model_dir)
+    n = n if n is not None else p.n
     t0 = time.perf_counter()
     for m in METHODS:
-        _generate(m, n, out, seed, weights, p.mcto if m == "mcto" else None)
-    _evaluate(out, p.seeds, p.epochs, command=f"alignkit cte pipeline --preset {preset}")
+        _generate(m, n, out, seed, model_dir, p.mcto if m == "mcto" else None, weights, realisticness, env)
+    _evaluate(out, seeds or p.seeds, p.epochs, command=f"alignkit cte pipeline --preset {preset}")
     png, page = _show(out, "mcto", 0, 8)
     console.print(f"PNG -> {png}\ngallery -> {page}\nresults -> {out / 'results.md'}\n"
                   f"total {time.perf_counter() - t0:.0f}s")

@@ -156,27 +156,39 @@ def rollout(env, model: Model, seed: int | None = None, rng: np.random.Generator
     return seg
 
 
-def extend(env, model: Model, seg: Segment, action: int) -> bool:
-    """Append one step to ``seg`` (from its last state); returns whether the episode ended."""
-    key = (seg.states[-1], action)
+def step_cached(env, model: Model, state, obs: np.ndarray, action: int) -> tuple:
+    """One transition from ``state`` (with observation ``obs``): (next obs, next state, done,
+    R(next obs), log pi(action|state)), from the model's transition cache when possible."""
+    key = (state, action)
     try:
         hit = model.step_cache.get(key)
     except TypeError:  # unhashable states: no transition cache
         key, hit = None, None
     if hit is None:
-        logp = model.info(seg.obs[-1])[1]
-        obs, state, done = env_step(env, seg.states[-1], action)
-        hit = (obs, state, done, model.reward(obs), float(logp[action]))
+        logp = model.info(obs)[1]
+        nobs, nstate, done = env_step(env, state, action)
+        hit = (nobs, nstate, done, model.reward(nobs), float(logp[action]))
         if key is not None:
             if len(model.step_cache) >= model.max_cache:
                 model.step_cache.clear()
             model.step_cache[key] = hit
+    return hit
+
+
+def extend(env, model: Model, seg: Segment, action: int) -> bool:
+    """Append one step to ``seg`` (from its last state); returns whether the episode ended."""
+    hit = step_cached(env, model, seg.states[-1], seg.obs[-1], action)
     seg.states.append(hit[1])
     seg.obs.append(hit[0])
     seg.actions.append(action)
     seg.rewards.append(hit[3])
     seg.logps.append(hit[4])
     return hit[2]
+
+
+def same_states(a: Segment, b: Segment) -> bool:
+    """Do two segments visit exactly the same states (then the pair explains nothing)?"""
+    return len(a.states) == len(b.states) and all(x == y for x, y in zip(a.states, b.states))
 
 
 def sample_action(p: np.ndarray, rng: np.random.Generator, exclude: int | None = None,
@@ -213,19 +225,31 @@ class Generator:
         self.rng = np.random.default_rng(seed)
         self.settings = settings
 
-    def generate_one(self, orig: Segment, episode: int = -1) -> CTE:  # pragma: no cover - abstract
+    def generate_one(self, orig: Segment, episode: int = -1) -> CTE | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def generate(self, originals: list[Segment], progress: Callable[[int], None] | None = None) -> list[CTE]:
+    def deviations(self, orig: Segment, t: int, threshold: float = 0.0) -> list[int]:
+        """Actions from orig.states[t] (pi > threshold) whose next state differs from the original's."""
+        p = self.model.probs(orig.obs[t])
+        nxt = orig.states[t + 1]
+        return [a for a in range(len(p)) if p[a] > threshold
+                and step_cached(self.env, self.model, orig.states[t], orig.obs[t], a)[1] != nxt]
+
+    def generate(self, originals: list[Segment], progress: Callable[[int], None] | None = None,
+                 episodes: list[int] | None = None) -> list[CTE]:
+        """One CTE per original. An original where no counterfactual reaches a different state than the
+        original (e.g. a player boxed in by houses) gives none: a pair of identical trajectories is never
+        emitted."""
         import time
 
         out = []
         for i, orig in enumerate(originals):
             t0, c0 = time.perf_counter(), time.process_time()
-            cte = self.generate_one(orig, episode=i)
-            cte.seconds, cte.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-            self.scorer.remember(cte)
-            out.append(cte)
+            cte = self.generate_one(orig, episode=episodes[i] if episodes else i)
+            if cte is not None and not same_states(cte.orig, cte.cf):
+                cte.seconds, cte.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+                self.scorer.remember(cte)
+                out.append(cte)
             if progress:
                 progress(i)
         return out

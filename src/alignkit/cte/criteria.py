@@ -1,7 +1,8 @@
 """The six quality criteria of a CTE (methods.md section 4), min-max normalisation and the weighted sum.
 
-For an original segment o and a counterfactual c starting from the same state s_t (R = learned reward of
-each reached state, pi = the agent's policy); all are "higher is better":
+For an original segment o and a counterfactual c starting from the same state s_t, both of length L
+(R = learned reward of a state, pi = the agent's policy, mean R over the states s_t..s_{t+L}, the shared
+start state included as in the original code); all are "higher is better":
 
 * validity          |mean R(o) - mean R(c)|
 * proximity         -MHD(o, c): minus the modified Hausdorff distance (Dubuisson & Jain 1994)
@@ -10,16 +11,17 @@ each reached state, pi = the agent's policy); all are "higher is better":
                     d = 0.5*[actions differ] + |phi(s) - phi(s')|_1, with phi = env.proximity_features;
                     for Emergency that is sum |citizen-plane difference| + 1.5 * Manhattan(players).
 * state_importance  -entropy(pi(.|s_t)) (a state where the agent is sure matters)
-* diversity         mean over previously produced CTEs p of
-                    |len - len_p| / 10 + |t - t_p| / 25 + [sign(R(o)-R(c)) != sign_p]
-                    (0 for the first CTE; the scales make each term ~1 at a typical difference)
-* realisticness     mean log pi(a|s) over the counterfactual's actions (the likelihood reading of the
-                    paper's intent; the reference code used mean R(c) - mean R(o), which duplicates
-                    validity's signal, see docs/cte.md)
+* diversity         against the k = max(round(n/4), min(n, 3)) nearest of the n earlier CTEs, per term:
+                    mean of the k smallest |L - L_p| + mean of the k smallest |t - t_p| + the share of
+                    earlier CTEs going the other way (R(o) >= R(c) "down" vs "up"); 0 for the first CTE
+* realisticness     ``signed`` (default, the original code): mean R(c) - mean R(o);
+                    ``likelihood``: mean log pi(a|s) over the counterfactual's actions (how plausible the
+                    counterfactual is for the agent; see docs/cte.md for why both exist)
 * sparsity          -(len(o) + len(c))
 
 Each criterion is min-max normalised with bounds taken from sample CTEs (:meth:`Scorer.fit`), then
-quality = sum_k w_k * normalised_k with weights in [0, 1] (:data:`DEFAULT_WEIGHTS`).
+quality = sum_k w_k * normalised_k with weights in [0, 1] (:data:`WEIGHT_PRESETS`; ``paper`` is the
+default: the paper's best weights).
 """
 
 from __future__ import annotations
@@ -30,15 +32,28 @@ from alignkit.errors import AlignkitError
 
 CRITERIA = ["validity", "proximity", "state_importance", "diversity", "realisticness", "sparsity"]
 
-# Validity carries most of the effect on explanation quality (paper), so it gets the full weight;
-# the others are tie-breakers that keep CTEs short, close to the original and plausible.
-DEFAULT_WEIGHTS = {"validity": 1.0, "proximity": 0.4, "state_importance": 0.3, "diversity": 0.3,
-                   "realisticness": 0.3, "sparsity": 0.3}
+WEIGHT_PRESETS = {
+    # the best weights the paper reports (validity and proximity matter most)
+    "paper": {"validity": 0.98, "proximity": 0.98, "state_importance": 0.53, "diversity": 0.58,
+              "realisticness": 0.30, "sparsity": 0.85},
+    # alignkit's earlier hand-set weights: validity first, the rest as tie-breakers
+    "alignkit": {"validity": 1.0, "proximity": 0.4, "state_importance": 0.3, "diversity": 0.3,
+                 "realisticness": 0.3, "sparsity": 0.3},
+}
+DEFAULT_PRESET = "paper"
+DEFAULT_WEIGHTS = dict(WEIGHT_PRESETS[DEFAULT_PRESET])
+REALISTICNESS = ("signed", "likelihood")
 
-LEN_SCALE, START_SCALE = 10.0, 25.0
 
-
-def check_weights(weights: dict[str, float]) -> dict[str, float]:
+def check_weights(weights: dict[str, float] | str | None = None) -> dict[str, float]:
+    """A preset name (``paper``, ``alignkit``) or a dict of criterion -> weight in [0, 1] (missing
+    criteria take the default preset's weight)."""
+    if weights is None:
+        return dict(DEFAULT_WEIGHTS)
+    if isinstance(weights, str):
+        if weights not in WEIGHT_PRESETS:
+            raise AlignkitError(f"unknown weights preset {weights!r}; choose one of: {', '.join(WEIGHT_PRESETS)}")
+        return dict(WEIGHT_PRESETS[weights])
     out = dict(DEFAULT_WEIGHTS)
     for k, v in weights.items():
         if k not in CRITERIA:
@@ -47,6 +62,17 @@ def check_weights(weights: dict[str, float]) -> dict[str, float]:
             raise AlignkitError(f"weight for {k} is {v}; weights must lie in [0, 1]")
         out[k] = float(v)
     return out
+
+
+def check_realisticness(kind: str) -> str:
+    if kind not in REALISTICNESS:
+        raise AlignkitError(f"unknown realisticness {kind!r}; choose one of: {', '.join(REALISTICNESS)}")
+    return kind
+
+
+def n_nearest(n: int) -> int:
+    """How many earlier CTEs diversity compares with (the original code's rule)."""
+    return max(int(round(n * 0.25)), min(n, 3))
 
 
 def modified_hausdorff(fa: np.ndarray, aa: np.ndarray, fb: np.ndarray, ab: np.ndarray) -> float:
@@ -69,10 +95,11 @@ def default_features(obs: np.ndarray) -> np.ndarray:
 class Scorer:
     """Computes raw criteria, normalises them and keeps the history that diversity needs."""
 
-    def __init__(self, env, model, weights: dict[str, float] | None = None,
-                 bounds: dict[str, tuple[float, float]] | None = None):
+    def __init__(self, env, model, weights: dict[str, float] | str | None = None,
+                 bounds: dict[str, tuple[float, float]] | None = None, realisticness: str = "signed"):
         self.model = model
-        self.weights = check_weights(weights or {})
+        self.weights = check_weights(weights)
+        self.realisticness = check_realisticness(realisticness)
         self.bounds = bounds or {}
         base = getattr(env, "unwrapped", env)
         self.features = getattr(base, "proximity_features", default_features)
@@ -81,7 +108,7 @@ class Scorer:
         self._feat_cache: dict[bytes, np.ndarray] = {}
         self.hist_len: list[int] = []
         self.hist_start: list[int] = []
-        self.hist_sign: list[float] = []
+        self.hist_down: list[bool] = []
 
     # ----- raw criteria -----
     def _feats(self, obs_list) -> np.ndarray:
@@ -106,29 +133,41 @@ class Scorer:
             ds = np.abs(fa[:, None, :] - fb[None, :, :]).sum(-1)
         return -mhd_from_state_distances(ds, orig.actions, cf.actions)
 
-    def diversity(self, length: int, start: int, sign: float) -> float:
-        if not self.hist_len:
+    def diversity(self, length: int, start: int, down: bool) -> float:
+        n = len(self.hist_len)
+        if not n:
             return 0.0
-        key = (length, start, sign)
+        key = (length, start, down)
         hit = self._div_cache.get(key)
         if hit is None:
-            dl = np.abs(self._h_len - length) / LEN_SCALE
-            ds = np.abs(self._h_start - start) / START_SCALE
-            hit = self._div_cache[key] = float(np.mean(dl + ds + (self._h_sign != sign)))
+            k = n_nearest(n)
+            dl = np.partition(np.abs(self._h_len - length), k - 1)[:k].mean()
+            ds = np.partition(np.abs(self._h_start - start), k - 1)[:k].mean()
+            other = (n - self._n_down) if down else self._n_down
+            hit = self._div_cache[key] = float(dl + ds + other / n)
         return hit
 
+    def means(self, orig, cf) -> tuple[float, float]:
+        """mean R over s_t..s_{t+L} of the original and of the counterfactual (start state included)."""
+        r0 = self.model.reward(orig.obs[0])
+        ro = (r0 + sum(orig.rewards)) / (len(orig.rewards) + 1)
+        rc = (r0 + sum(cf.rewards)) / (len(cf.rewards) + 1)
+        return ro, rc
+
     def raw(self, orig, cf, start: int, importance: float | None = None) -> dict[str, float]:
-        ro = sum(orig.rewards) / len(orig.rewards) if orig.rewards else 0.0
-        rc = sum(cf.rewards) / len(cf.rewards) if cf.rewards else 0.0
+        ro, rc = self.means(orig, cf)
         if importance is None:
             importance = -self.model.entropy(orig.obs[0])
-        sign = 1.0 if ro > rc else (-1.0 if ro < rc else 0.0)
+        if self.realisticness == "signed":
+            real = rc - ro
+        else:
+            real = sum(cf.logps) / len(cf.logps) if cf.logps else 0.0
         return {
             "validity": abs(ro - rc),
             "proximity": self.proximity(orig, cf),
             "state_importance": importance,
-            "diversity": self.diversity(len(cf), start, sign),
-            "realisticness": sum(cf.logps) / len(cf.logps) if cf.logps else 0.0,
+            "diversity": self.diversity(len(cf), start, ro >= rc),
+            "realisticness": real,
             "sparsity": -float(len(orig) + len(cf)),
         }
 
@@ -151,15 +190,16 @@ class Scorer:
         cte.quality = float(sum(self.weights[k] * cte.norm[k] for k in CRITERIA))
 
     def remember(self, cte) -> None:
+        ro, rc = self.means(cte.orig, cte.cf)
         self.hist_len.append(len(cte.cf))
         self.hist_start.append(cte.start)
-        self.hist_sign.append(float(np.sign(cte.orig.mean_reward() - cte.cf.mean_reward())))
+        self.hist_down.append(ro >= rc)
         self._h_len, self._h_start = np.asarray(self.hist_len, float), np.asarray(self.hist_start, float)
-        self._h_sign = np.asarray(self.hist_sign)
+        self._n_down = int(sum(self.hist_down))
         self._div_cache = {}
 
     def reset_history(self) -> None:
-        self.hist_len, self.hist_start, self.hist_sign = [], [], []
+        self.hist_len, self.hist_start, self.hist_down = [], [], []
         self._div_cache = {}
 
     def fit(self, samples: list[dict[str, float]]) -> dict[str, tuple[float, float]]:

@@ -10,14 +10,15 @@ For each time step t of the original trajectory (or every ``stride``-th):
    episode end / when the original runs out; the original is cut to the same length).
 
 Every candidate is scored on all six criteria (state importance and diversity included) and the one
-with the highest weighted quality is returned.
+with the highest weighted quality is returned (none when no step of the original has a deviation
+that changes the next state).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from alignkit.cte.core import CTE, GENERATORS, Generator, Segment, env_step, extend, sample_action
+from alignkit.cte.core import CTE, GENERATORS, Generator, Segment, extend, sample_action
 
 
 @GENERATORS.register("dac")
@@ -34,15 +35,7 @@ class DaCGenerator(Generator):
         rng, env, model = self.rng, self.env, self.model
         T = len(orig)
         max_len = T - t if self.max_len is None else min(self.max_len, T - t)
-        p = model.probs(orig.obs[t])
-        orig_next = orig.obs[t + 1].tobytes()
-        options = []
-        for a in range(len(p)):
-            if a == orig.actions[t] or p[a] <= self.threshold:
-                continue
-            nxt, _, _ = env_step(env, orig.states[t], a)
-            if nxt.tobytes() != orig_next:
-                options.append(a)
+        options = [a for a in self.deviations(orig, t, self.threshold) if a != orig.actions[t]]
         if not options:
             return None
         cf = Segment([orig.states[t]], [orig.obs[t]])
@@ -60,7 +53,7 @@ class DaCGenerator(Generator):
             done = extend(env, model, cf, a)
         return cf
 
-    def generate_one(self, orig: Segment, episode: int = -1) -> CTE:
+    def generate_one(self, orig: Segment, episode: int = -1) -> CTE | None:
         best = None
         for t in range(0, len(orig), self.stride):
             cf = self.candidate(orig, t)
@@ -70,10 +63,4 @@ class DaCGenerator(Generator):
             self.scorer.score(cte)
             if best is None or cte.quality > best.quality:
                 best = cte
-        if best is None:  # no deviation changes the next state anywhere: fall back to any deviation
-            t = 0
-            cf = Segment([orig.states[0]], [orig.obs[0]])
-            extend(self.env, self.model, cf, (orig.actions[0] + 1) % len(self.model.probs(orig.obs[0])))
-            best = CTE(t, orig.cut(t, 1), cf, self.name, episode=episode)
-            self.scorer.score(best)
-        return best
+        return best  # None when no step has a deviation that changes the next state

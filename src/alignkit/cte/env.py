@@ -1,16 +1,25 @@
-"""The Emergency gridworld (methods.md section 4), as a plain-numpy Gymnasium environment.
+"""The Emergency gridworld (methods.md section 4) with the original code's dynamics, as a plain-numpy
+Gymnasium environment (env id ``emergency-v2``, the only one; see :data:`ENVS`).
 
 Layout: an 8x8 grid whose border cells are walls (a 6x6 interior). Each episode places 7 citizens,
-2 impassable houses and the player at random interior cells; the goal cell G (the "fire extinguisher")
-is fixed at (row 6, col 6). Coordinates are (row, col); "up" decreases the row.
+2 impassable houses and the player on distinct cells drawn from all 36 interior cells; the goal cell G
+(the "fire extinguisher") is fixed at (row 6, col 6) and may lie under a citizen, a house or the player.
+Coordinates are (row, col); "up" decreases the row.
 
 Actions (9): 0 up, 1 down, 2 left, 3 right (moves), 4 no-op, 5-8 grab a citizen in the adjacent cell
-up/down/left/right. A move into a wall, house or citizen leaves the player where it is (citizens block;
-they have to be rescued, not walked over). A grab with no citizen there does nothing.
+up/down/left/right. The rules, in the order the original game applies them within one step:
 
-Observation: 5 binary 8x8 planes, float32, shape (5, 8, 8): wall, player, citizen, house, goal.
-Ground-truth reward: +10 for each citizen rescued in the step, +0.1 for ending the step on G.
-Episodes end (``truncated``) after 75 steps; there is no other terminal condition.
+1. goal bonus: +0.1 if the player *starts* the step on G (it is paid on the pre-move state);
+2. grab: a grab action removes a citizen from the adjacent cell (+10); with nobody there it does nothing;
+3. move: a move into a wall or a house leaves the player where it is; citizens do *not* block, the
+   player walks onto them (the citizen stays there and can be grabbed after stepping off);
+4. the episode ends (``truncated``) after 74 actions (the original's step counter also ticks on the
+   first frame, so its 75-step limit allows 74 actions).
+
+Observation: 5 binary 8x8 planes, float32, shape (5, 8, 8): wall, player, citizen, house, goal, drawn
+like the original's one-character-per-cell board, whose z-order is citizen < goal < house < player:
+an object under the player is hidden, a citizen on G is hidden by G, and G under a house is hidden.
+Hidden objects are still in the state (:class:`EmergencyState`), which the search compares.
 
 Search methods (MCTO, DaC) need to branch from any state many times, so the state is a small immutable
 :class:`EmergencyState` (player cell, citizen and house bitmasks, time, rescues): ``get_state()`` and
@@ -24,27 +33,29 @@ from typing import NamedTuple
 import gymnasium as gym
 import numpy as np
 
+from alignkit.errors import AlignkitError
+
 SIZE = 8
 N_CITIZENS = 7
 N_HOUSES = 2
-MAX_STEPS = 75
+MAX_STEPS = 74
 GOAL = (6, 6)
 N_ACTIONS = 9
 ACTION_NAMES = ["up", "down", "left", "right", "noop", "grab-up", "grab-down", "grab-left", "grab-right"]
 RESCUE_REWARD = 10.0
 GOAL_REWARD = 0.1
+DEFAULT_ENV = "emergency-v2"
 
 _DELTAS = [-SIZE, SIZE, -1, 1]  # up, down, left, right as flat-index offsets
 _GOAL_IDX = GOAL[0] * SIZE + GOAL[1]
+_GOAL_BIT = 1 << _GOAL_IDX
 _WALL = np.zeros(SIZE * SIZE, dtype=np.float32)
 for _i in range(SIZE * SIZE):
     _r, _c = divmod(_i, SIZE)
     if _r in (0, SIZE - 1) or _c in (0, SIZE - 1):
         _WALL[_i] = 1.0
 _WALL_MASK = sum(1 << i for i in range(SIZE * SIZE) if _WALL[i])
-_INTERIOR = [i for i in range(SIZE * SIZE) if not _WALL[i] and i != _GOAL_IDX]
-_GOAL_PLANE = np.zeros(SIZE * SIZE, dtype=np.float32)
-_GOAL_PLANE[_GOAL_IDX] = 1.0
+_INTERIOR = [i for i in range(SIZE * SIZE) if not _WALL[i]]  # all 36 interior cells, G included
 _ROW = np.arange(SIZE * SIZE) // SIZE
 _COL = np.arange(SIZE * SIZE) % SIZE
 
@@ -83,6 +94,7 @@ class EmergencyEnv(gym.Env):
     """The Emergency gridworld. ``reset(seed=s)`` gives the same layout for the same ``s``."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    env_id = DEFAULT_ENV
 
     def __init__(self, render_mode: str | None = None, max_steps: int = MAX_STEPS):
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(5, SIZE, SIZE), dtype=np.float32)
@@ -90,8 +102,6 @@ class EmergencyEnv(gym.Env):
         self.render_mode = render_mode
         self.max_steps = max_steps
         self._s = EmergencyState(_GOAL_IDX, 0, 0, 0, 0)
-        self._houses_plane = np.zeros(SIZE * SIZE, dtype=np.float32)
-        self._houses_mask_cached = -1
 
     # ----- state save / restore (used by the CTE search) -----
     def get_state(self) -> EmergencyState:
@@ -109,51 +119,39 @@ class EmergencyEnv(gym.Env):
     # ----- gymnasium API -----
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        cells = self.np_random.choice(len(_INTERIOR), size=1 + N_CITIZENS + N_HOUSES, replace=False)
+        cells = self.np_random.choice(len(_INTERIOR), size=N_CITIZENS + N_HOUSES + 1, replace=False)
         cells = [_INTERIOR[i] for i in cells]
-        player = cells[0]
-        citizens = sum(1 << c for c in cells[1:1 + N_CITIZENS])
-        houses = sum(1 << c for c in cells[1 + N_CITIZENS:])
-        self._s = EmergencyState(player, citizens, houses, 0, 0)
+        citizens = sum(1 << c for c in cells[:N_CITIZENS])
+        houses = sum(1 << c for c in cells[N_CITIZENS:N_CITIZENS + N_HOUSES])
+        self._s = EmergencyState(cells[-1], citizens, houses, 0, 0)
         return self._obs(), {}
 
     def step(self, action):
         s = self._s
         a = int(action)
         player, citizens = s.player, s.citizens
-        reward = 0.0
+        reward = GOAL_REWARD if player == _GOAL_IDX else 0.0  # paid on the pre-move state
+        rescued = s.rescued
         if a < 4:
             nxt = player + _DELTAS[a]
-            blocked = (_WALL_MASK | s.houses | citizens) >> nxt & 1
-            if not blocked:
+            if not ((_WALL_MASK | s.houses) >> nxt & 1):  # citizens do not block
                 player = nxt
         elif a >= 5:
+            if a > 8:
+                raise ValueError(f"invalid action {action}")
             target = player + _DELTAS[a - 5]
             if citizens >> target & 1:
                 citizens &= ~(1 << target)
                 reward += RESCUE_REWARD
+                rescued += 1
         elif a != 4:
             raise ValueError(f"invalid action {action}")
-        if player == _GOAL_IDX:
-            reward += GOAL_REWARD
         t = s.t + 1
-        self._s = EmergencyState(player, citizens, s.houses, t, s.rescued + (reward >= RESCUE_REWARD))
-        truncated = t >= self.max_steps
-        return self._obs(), reward, False, truncated, {}
+        self._s = EmergencyState(player, citizens, s.houses, t, rescued)
+        return self._obs(), reward, False, t >= self.max_steps, {}
 
     def _obs(self) -> np.ndarray:
-        s = self._s
-        if s.houses != self._houses_mask_cached:
-            self._houses_plane = mask_to_plane(s.houses)
-            self._houses_mask_cached = s.houses
-        obs = np.empty((5, SIZE * SIZE), dtype=np.float32)
-        obs[0] = _WALL
-        obs[1] = 0.0
-        obs[1, s.player] = 1.0
-        obs[2] = mask_to_plane(s.citizens)
-        obs[3] = self._houses_plane
-        obs[4] = _GOAL_PLANE
-        return obs.reshape(5, SIZE, SIZE)
+        return state_planes(self._s)
 
     def is_done(self) -> bool:
         return self._s.t >= self.max_steps
@@ -180,6 +178,25 @@ class EmergencyEnv(gym.Env):
     # ----- rendering -----
     def render(self):
         return render_state(self._s)
+
+
+def state_planes(state: EmergencyState, occlude: bool = True) -> np.ndarray:
+    """The (5, 8, 8) float32 planes wall/player/citizen/house/goal of a state. With ``occlude`` (the
+    observation) each cell shows only its top object (citizen < goal < house < player); without it every
+    object is drawn (what the proxy-human features read)."""
+    pbit = 1 << state.player
+    cit, goal = state.citizens, _GOAL_BIT
+    if occlude:
+        cit &= ~(pbit | _GOAL_BIT)
+        goal &= ~(pbit | state.houses)
+    obs = np.empty((5, SIZE * SIZE), dtype=np.float32)
+    obs[0] = _WALL
+    obs[1] = 0.0
+    obs[1, state.player] = 1.0
+    obs[2] = mask_to_plane(cit)
+    obs[3] = mask_to_plane(state.houses)
+    obs[4] = mask_to_plane(goal)
+    return obs.reshape(5, SIZE, SIZE)
 
 
 _COLORS = {
@@ -215,5 +232,11 @@ def render_state(state: EmergencyState, cell: int = 32) -> np.ndarray:
     return img
 
 
-def make_env() -> EmergencyEnv:
-    return EmergencyEnv()
+ENVS = {DEFAULT_ENV: EmergencyEnv}
+
+
+def make_env(env_id: str = DEFAULT_ENV) -> EmergencyEnv:
+    """The environment registered under ``env_id``; an unknown id is a user error."""
+    if env_id not in ENVS:
+        raise AlignkitError(f"unknown env id {env_id!r}; choose one of: {', '.join(ENVS)}")
+    return ENVS[env_id]()

@@ -4,8 +4,10 @@ We use a planner instead of a PPO expert (the issue allows either) because it is
 does, needs no training and costs ~20 microseconds a step. Policy, each step:
 
 1. a citizen in an adjacent cell -> grab it (+10);
-2. otherwise walk the shortest path (BFS through free cells) to the nearest cell next to a citizen;
-3. no citizen reachable -> walk the shortest path to the goal G and stay there (no-op) for +0.1/step.
+2. otherwise walk the shortest path (BFS through cells without a wall or house; citizens do not block)
+   to the nearest cell next to a citizen (when the player stands on the last citizen, it steps off);
+3. no citizen reachable -> walk the shortest path to the goal G and stay there (no-op) for +0.1/step
+   (the bonus is paid on every step that starts on G).
 
 This is optimal for the rescue term up to the greedy nearest-citizen order (a travelling-salesman tour
 would be marginally better), which is near optimal on a 6x6 interior. Ties are broken by action order,
@@ -25,7 +27,7 @@ def expert_action(s: EmergencyState) -> int:
     for d, delta in enumerate(_DELTAS):
         if s.citizens >> (s.player + delta) & 1:
             return 5 + d
-    blocked = _WALL_MASK | s.houses | s.citizens
+    blocked = _WALL_MASK | s.houses
     # BFS from the player; first_move[cell] = the first action on a shortest path to cell
     first_move = {s.player: -1}
     queue = deque([s.player])

@@ -33,7 +33,8 @@ s_1..s_L. Distances are Manhattan; "nearest citizen" is 10 when no citizen is le
 45  displacement            Manhattan distance between the player in s_0 and in s_L
 ==  ======================  ============================================================
 
-The proxy human sees the features of the original and of the counterfactual (92 inputs), z-scored
+Features are computed from the full state (every object drawn, see ``env.state_planes``), not from
+the agent's observation, where a citizen under the player is hidden. The proxy human sees the features of the original and of the counterfactual (92 inputs), z-scored
 with training-set statistics.
 """
 
@@ -102,4 +103,11 @@ def segment_features(obs: np.ndarray | list, actions: list[int]) -> np.ndarray:
 
 
 def cte_features(cte) -> tuple[np.ndarray, np.ndarray]:
-    return (segment_features(cte.orig.obs, cte.orig.actions), segment_features(cte.cf.obs, cte.cf.actions))
+    """Features of both segments, read from the full state (objects under the player or under G are
+    counted, unlike in the agent's occluded observation)."""
+    from alignkit.cte.env import state_planes
+
+    def full(seg):
+        return [state_planes(s, occlude=False) for s in seg.states]
+
+    return (segment_features(full(cte.orig), cte.orig.actions), segment_features(full(cte.cf), cte.cf.actions))

@@ -2,12 +2,16 @@
 
 For one original trajectory:
 
-1. Candidate start states: the ``n_starts`` most important states (lowest policy entropy).
+1. Candidate start states: the ``n_starts`` most important states (lowest policy entropy) among the
+   steps t < T - ``exclude_last`` (T = the original's length; the original code excludes starts >= 72
+   of its 74-action episodes, where a counterfactual has at most two steps left).
 2. From a start state s_t, grow the counterfactual one step at a time with Monte-Carlo tree search.
-   A tree node is a counterfactual prefix. Its actions are those with pi(a|s) > ``threshold`` (the
-   threshold is divided by 10 until at least 3 actions qualify), plus a special END action that closes
-   the counterfactual. At the root the original action a_t is excluded (the counterfactual must deviate)
-   and END is not allowed. Each of ``n_iter`` iterations:
+   A tree node is a counterfactual prefix. Its actions: one per distinct next state (among actions that
+   reach the same state, e.g. a failed grab and a no-op, the policy's most likely one), at the root only
+   those whose next state differs from the original's next state (so the counterfactual really
+   deviates; a start without such an action is skipped); of these, the ones with pi(a|s) >
+   ``threshold`` (divided by 10 until at least 3 qualify), plus a special END action that closes the
+   counterfactual (not at the root). Each of ``n_iter`` iterations:
      selection   UCB1 (Q + c*sqrt(ln N / n)) down through fully expanded nodes;
      expansion   one untried action; with ``branching_heuristic`` the untried actions are tried in the
                  order of the quality of the one-step-longer CTE (computed once per node);
@@ -19,7 +23,8 @@ For one original trajectory:
    Then the root's child with the highest Q is committed and becomes the new root (the subtree is kept),
    until END is committed or the counterfactual reaches the episode end.
 3. Of the CTEs from all start states keep the one with the highest quality, now including state
-   importance (constant within one start state, so it is left out inside the search).
+   importance (constant within one start state, so it is left out inside the search). When no start
+   has a deviating action the original gets no CTE (``None``).
 
 Speed: states are restored with ``set_state`` (no deep copies), policy probabilities and rewards are
 cached per observation (:class:`alignkit.cte.core.Model`), and the networks run in numpy.
@@ -33,7 +38,7 @@ from itertools import accumulate
 
 import numpy as np
 
-from alignkit.cte.core import CTE, GENERATORS, Generator, Segment, extend
+from alignkit.cte.core import CTE, GENERATORS, Generator, Segment, extend, step_cached
 from alignkit.cte.criteria import CRITERIA
 
 END = -1
@@ -43,7 +48,7 @@ SEARCH_CRITERIA = tuple(k for k in CRITERIA if k != "state_importance")
 # cte/generation_methods/counterfactual_mcto.py): 10 iterations per step, action threshold 0.003,
 # end probability 0.2, policy rollouts, branching heuristic, one simulation per expansion; 10 start states.
 PAPER_SETTINGS = dict(n_starts=10, n_iter=10, threshold=0.003, end_prob=0.2, policy_rollouts=True,
-                      branching_heuristic=True, c_uct=math.sqrt(2))
+                      branching_heuristic=True, c_uct=math.sqrt(2), exclude_last=2)
 
 
 def _copy(seg: Segment) -> Segment:
@@ -68,8 +73,10 @@ class MCTOGenerator(Generator):
 
     def __init__(self, env, model, scorer, seed: int = 0, n_starts: int = 10, n_iter: int = 10,
                  threshold: float = 0.003, end_prob: float = 0.2, policy_rollouts: bool = True,
-                 branching_heuristic: bool = True, c_uct: float = math.sqrt(2), max_len: int | None = None):
+                 branching_heuristic: bool = True, c_uct: float = math.sqrt(2), max_len: int | None = None,
+                 exclude_last: int = 2):
         super().__init__(env, model, scorer, seed=seed)
+        self.exclude_last = exclude_last
         self.n_starts, self.n_iter, self.threshold, self.end_prob = n_starts, n_iter, threshold, end_prob
         self.policy_rollouts, self.branching_heuristic, self.c_uct = policy_rollouts, branching_heuristic, c_uct
         self.max_len = max_len
@@ -97,14 +104,22 @@ class MCTOGenerator(Generator):
         return min(bisect_right(cum, self.rng.random() * cum[-1]), len(cum) - 1)
 
     def _actions(self, node: Node, orig: Segment, t: int) -> list[int]:
-        p = self.model.probs(node.seg.obs[-1])
+        state, obs = node.seg.states[-1], node.seg.obs[-1]
+        p = self.model.probs(obs)
         depth = len(node.seg)
+        banned = orig.states[t + 1] if depth == 0 else None  # the root must reach another state
+        best: dict = {}  # next state -> the most likely action reaching it
+        for a in range(len(p)):
+            nxt = step_cached(self.env, self.model, state, obs, a)[1]
+            if nxt != banned and (nxt not in best or p[a] > p[best[nxt]]):
+                best[nxt] = a
+        distinct = sorted(best.values())
         thr, acts = self.threshold, []
-        while len(acts) < 3 and thr > 1e-12:
-            acts = [a for a in range(len(p)) if p[a] > thr and not (depth == 0 and a == orig.actions[t])]
+        while len(acts) < min(3, len(distinct)) and thr > 1e-12:
+            acts = [a for a in distinct if p[a] > thr]
             thr *= 0.1
-        if not acts:
-            acts = [a for a in range(len(p)) if not (depth == 0 and a == orig.actions[t])]
+        if len(acts) < min(3, len(distinct)):
+            acts = distinct
         if depth > 0:
             acts.append(END)
         return acts
@@ -162,11 +177,14 @@ class MCTOGenerator(Generator):
                 best, best_v = child, v
         return best
 
-    def search_from(self, orig: Segment, t: int) -> Segment:
-        """Grow the counterfactual from orig.states[t] by repeated MCTS + commit; returns it."""
+    def search_from(self, orig: Segment, t: int) -> Segment | None:
+        """Grow the counterfactual from orig.states[t] by repeated MCTS + commit; returns it (None when
+        no action leads to a state other than the original's next state)."""
         T = len(orig)
         max_len = T - t if self.max_len is None else min(self.max_len, T - t)
         root = Node(None, None, Segment([orig.states[t]], [orig.obs[t]]), False)
+        if not self._actions(root, orig, t):
+            return None  # every action reaches the original's next state
         while not self._terminal(root, max_len):
             for _ in range(self.n_iter):
                 node = root
@@ -185,16 +203,22 @@ class MCTOGenerator(Generator):
             root = best
         return root.seg
 
-    def generate_one(self, orig: Segment, episode: int = -1) -> CTE:
+    def start_points(self, orig: Segment) -> list[int]:
+        """The ``n_starts`` lowest-entropy steps among t < len(orig) - exclude_last, in time order."""
+        T = len(orig)
+        last = max(T - self.exclude_last, 1)
+        importance = np.array([-self.model.entropy(orig.obs[t]) for t in range(last)])
+        return sorted(int(s) for s in np.argsort(-importance, kind="stable")[: self.n_starts])
+
+    def generate_one(self, orig: Segment, episode: int = -1) -> CTE | None:
         self._memo: dict = {}  # valid for one original and one diversity history
         if len(getattr(self, "_cum", ())) > 200_000 or not hasattr(self, "_cum"):
             self._cum: dict = {}
-        T = len(orig)
-        importance = np.array([-self.model.entropy(orig.obs[t]) for t in range(T)])
-        starts = np.argsort(-importance, kind="stable")[: self.n_starts]
         best = None
-        for t in sorted(int(s) for s in starts):
+        for t in self.start_points(orig):
             cf = self.search_from(orig, t)
+            if cf is None:
+                continue
             cte = CTE(t, orig.cut(t, len(cf)), cf, self.name, episode=episode)
             self.scorer.score(cte)
             if best is None or cte.quality > best.quality:

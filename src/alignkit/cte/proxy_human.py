@@ -21,6 +21,23 @@ trained on one generator's train set and tested on (a) that generator's test set
   contrast a CTE is meant to teach.
 
 Results are mean and standard deviation over seeds.
+
+Learning curves (:func:`learning_curves`, what ``alignkit cte pipeline`` prints): at full data every
+generator's CTEs teach our proxy almost perfectly, because most of the variance of the average reward
+is the reward *level* of the start state, which the features give away. What separates explanations is
+how fast a proxy learns from few of them. For each seed the CTEs of every generator are split 80/20,
+the combined test set is the union of the test splits, and a proxy is trained on the first ``n_train``
+of a seeded shuffle of one generator's training split, for n_train in 5, 10, 20, 50, 100 and all, with
+two targets:
+
+* ``level+diff``: the two heads above (r_o, r_c and r_o - r_c); scored by the pooled Pearson of
+  (r_o, r_c) and the sign accuracy of the difference head;
+* ``diff``: only the difference r_o - r_c (the contrast a CTE is meant to teach); scored by the
+  Pearson of the difference and its sign accuracy.
+
+A ``start-only`` baseline trains the same proxies on 6 features of the shared start state only
+(citizens left, distance to G, distance to and number of adjacent citizens, row, column), on each
+generator's same subsample; its row is the mean over generators. Bands are 95% t-intervals over seeds.
 """
 
 from __future__ import annotations
@@ -146,3 +163,157 @@ def evaluate(data: dict[str, tuple[np.ndarray, np.ndarray]], seeds: list[int], m
         rows.append({"generator": name, "model": model, "test": test_name, "metric": k,
                      "mean": float(np.nanmean(vals)), "std": float(np.nanstd(vals)), "values": vals})
     return rows
+
+
+N_TRAIN = (5, 10, 20, 50, 100, "all")
+TARGETS = ("level+diff", "diff")
+# citizens_start, dist_goal_start, dist_citizen_start, adjacent_citizens_start, start_row, start_col
+START_FEATURES = [3, 7, 11, 15, 30, 31]
+
+
+class DiffMLP(nn.Module):
+    def __init__(self, n_in: int = 92):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, 92), nn.ReLU(), nn.Linear(92, 92), nn.ReLU(), nn.Linear(92, 46),
+                                 nn.ReLU(), nn.Linear(46, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+def fit_predict_diff_mlp(Xtr, Ytr, Xte, seed: int, epochs: int = 150, batch: int = 32, lr: float = 1e-3,
+                         min_steps: int = 300):
+    """MLP on the difference r_o - r_c only; returns the predicted differences on Xte."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        Xtr, Xte = _standardise(Xtr, Xte)
+        D = Ytr[:, 0] - Ytr[:, 1]
+        scale = D.std() or 1.0
+        X, T = torch.as_tensor(Xtr, dtype=torch.float32), torch.as_tensor(D / scale, dtype=torch.float32)
+        model = DiffMLP(X.shape[1])
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+        g = torch.Generator().manual_seed(seed)
+        per_epoch = max(1, -(-len(X) // batch))
+        for _ in range(max(epochs, -(-min_steps // per_epoch))):
+            perm = torch.randperm(len(X), generator=g)
+            for i in range(0, len(X), batch):
+                idx = perm[i:i + batch]
+                loss = ((model(X[idx]) - T[idx]) ** 2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            return model(torch.as_tensor(Xte, dtype=torch.float32)).numpy() * scale
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fit_predict_diff_linear(Xtr, Ytr, Xte, seed: int = 0, alpha: float = 1.0):
+    from sklearn.linear_model import Ridge
+
+    Xtr, Xte = _standardise(Xtr, Xte)
+    return Ridge(alpha=alpha).fit(Xtr, Ytr[:, 0] - Ytr[:, 1]).predict(Xte)
+
+
+def _pear(a, b) -> float:
+    return float(pearsonr(a, b)[0]) if np.std(a) > 1e-12 and np.std(b) > 1e-12 else 0.0
+
+
+def _sign(pred_d, Y) -> float:
+    true_d = Y[:, 0] - Y[:, 1]
+    nz = np.abs(true_d) > 1e-9
+    return float(np.mean(np.sign(pred_d[nz]) == np.sign(true_d[nz]))) if nz.any() else float("nan")
+
+
+def _fit_score(model: str, target: str, Xtr, Ytr, Xte, Yte, seed: int, epochs: int) -> tuple[float, float]:
+    """(pearson, sign accuracy) of one proxy trained on (Xtr, Ytr) and tested on (Xte, Yte)."""
+    if target == "level+diff":
+        fn = MODELS[model]
+        kw = {"epochs": epochs} if model == "mlp" else {}
+        (pr, pd), = fn(Xtr, Ytr, [Xte], seed=seed, **kw)
+        return _pear(pr.ravel(), Yte.ravel()), _sign(pd, Yte)
+    if model == "mlp":
+        pd = fit_predict_diff_mlp(Xtr, Ytr, Xte, seed=seed, epochs=epochs)
+    else:
+        pd = fit_predict_diff_linear(Xtr, Ytr, Xte)
+    return _pear(pd, Yte[:, 0] - Yte[:, 1]), _sign(pd, Yte)
+
+
+def ci95(vals) -> tuple[float, float, float]:
+    """mean and a 95% t-interval over seeds."""
+    from scipy.stats import t as student_t
+
+    v = np.asarray([x for x in vals if np.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, m, m
+    h = float(student_t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - h, m + h
+
+
+def learning_curves(data: dict[str, tuple[np.ndarray, np.ndarray]], seeds: list[int],
+                    n_trains=N_TRAIN, models=("mlp", "linear"), targets=TARGETS, test_frac: float = 0.2,
+                    epochs: int = 150, progress=None) -> list[dict]:
+    """``data``: generator -> (X (n, 92), Y (n, 2)). One row per (generator incl. ``start-only``, model,
+    target, n_train) with mean and 95% band over seeds of Pearson and sign accuracy on the combined test
+    set, plus the per-seed values and the actual training size."""
+    for name, (X, Y) in data.items():
+        if len(X) < 5:
+            raise AlignkitError(f"generator {name!r} has only {len(X)} CTEs; the proxy human needs at least 5 "
+                                "(generate more with -n)")
+    per: dict[tuple, dict[str, list]] = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        splits = {}
+        for name, (X, Y) in data.items():
+            perm = rng.permutation(len(X))
+            n_te = max(1, int(round(test_frac * len(X))))
+            splits[name] = (perm[n_te:], perm[:n_te])
+        comb_X = np.concatenate([data[n][0][splits[n][1]] for n in data])
+        comb_Y = np.concatenate([data[n][1][splits[n][1]] for n in data])
+        for name, (X, Y) in data.items():
+            tr = splits[name][0]
+            order = np.random.default_rng(10_000 + seed).permutation(tr)
+            for nt in n_trains:
+                k = len(order) if nt == "all" else min(int(nt), len(order))
+                if nt != "all" and int(nt) > len(order):
+                    continue
+                sub = order[:k]
+                for model in models:
+                    for target in targets:
+                        for gen, cols in ((name, slice(None)), ("start-only", START_FEATURES)):
+                            p, s = _fit_score(model, target, X[sub][:, cols], Y[sub], comb_X[:, cols], comb_Y,
+                                              seed, epochs)
+                            key = (gen, name, model, target, str(nt))
+                            d = per.setdefault(key, {"pearson": [], "sign_acc": [], "n": k})
+                            d["pearson"].append(p)
+                            d["sign_acc"].append(s)
+            if progress:
+                progress()
+    rows = []
+    for (gen, source, model, target, nt), d in per.items():
+        row = {"generator": gen, "trained_on": source, "model": model, "target": target, "n_train": nt,
+               "n": d["n"]}
+        for k in ("pearson", "sign_acc"):
+            m, lo, hi = ci95(d[k])
+            row[k] = {"mean": m, "lo": lo, "hi": hi, "values": d[k]}
+        rows.append(row)
+    # the baseline row: mean over the generators it was trained on
+    base: dict[tuple, list] = {}
+    for r in rows:
+        if r["generator"] == "start-only":
+            base.setdefault((r["model"], r["target"], r["n_train"]), []).append(r)
+    out = [r for r in rows if r["generator"] != "start-only"]
+    for (model, target, nt), rs in base.items():
+        row = {"generator": "start-only", "trained_on": "mean over generators", "model": model, "target": target,
+               "n_train": nt, "n": rs[0]["n"]}
+        for k in ("pearson", "sign_acc"):
+            vals = np.nanmean(np.array([r[k]["values"] for r in rs], dtype=float), axis=0).tolist()
+            m, lo, hi = ci95(vals)
+            row[k] = {"mean": m, "lo": lo, "hi": hi, "values": vals}
+        out.append(row)
+    return out

@@ -30,7 +30,7 @@ def _path(states: list[EmergencyState]):
         gone = a.citizens & ~b.citizens
         if gone:
             rescued.append(divmod(gone.bit_length() - 1, SIZE))
-    gt = sum(10.0 * bool(a.citizens & ~b.citizens) + 0.1 * (b.player == 6 * SIZE + 6)
+    gt = sum(10.0 * bool(a.citizens & ~b.citizens) + 0.1 * (a.player == 6 * SIZE + 6)  # goal bonus: pre-move
              for a, b in zip(states[:-1], states[1:]))
     return rc, rescued, gt
 
@@ -72,8 +72,10 @@ def draw_cte(orig_states, cf_states, orig_actions, cf_actions, orig_rewards, cf_
     return path
 
 
-def gallery_html(items: list[dict], title: str = "Counterfactual trajectory explanations") -> str:
-    """``items``: dicts with png (relative path), method, start, quality, mean rewards and criteria."""
+def gallery_html(items: list[dict], title: str = "Counterfactual trajectory explanations",
+                 curves: str | None = None) -> str:
+    """``items``: dicts with png (relative path), method, start, quality, mean rewards and criteria;
+    ``curves``: relative path of the proxy-human learning-curve PNG, shown first."""
     cards = []
     for it in items:
         crit = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in it["raw"].items())
@@ -89,4 +91,8 @@ def gallery_html(items: list[dict], title: str = "Counterfactual trajectory expl
             "</style></head><body><h1>" + html.escape(title) + "</h1>"
             "<p>Left: the agent's original partial trajectory; right: the counterfactual from the same start "
             "state. Stars mark rescued citizens; the ring marks where each segment ends.</p>"
-            + "".join(cards) + "</body></html>\n")
+            + (f"<h2>Proxy-human learning curves</h2><p>How well a proxy human predicts the learned reward "
+               f"after learning from n_train CTEs of each generator (95% bands over seeds); the dashed line "
+               f"sees only the start state.</p><img style='width:900px' src='{html.escape(curves)}' "
+               f"alt='learning curves'>" if curves else "")
+            + "<h2>CTEs</h2>" + "".join(cards) + "</body></html>\n")
