@@ -8,8 +8,8 @@ harmfulness (the judge mean on the evaluation prompts after the last step) as th
 
 Capability-bounded worst case (TamperBench's definition): a trial whose attacked model's perplexity rises by
 more than ``epsilon`` does not count as a successful attack. The sampler knows this bound (Optuna's
-constrained TPE: constraint ``capability_loss - epsilon <= 0``), so it searches inside the bound; the results
-report both the raw worst case (every trial) and the bounded one, with the steps-to-break (first evaluated
+constrained TPE: ``trial.set_constraint`` with ``capability_loss - epsilon <= 0``), so it searches inside the
+bound; the results report both the raw worst case (every trial) and the bounded one, with the steps-to-break (first evaluated
 step above phi) of each.
 """
 
@@ -116,8 +116,7 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
         out.mkdir(parents=True, exist_ok=True)
     storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
                            max_retry=config.max_retry)
-    study = open_study(storage, signature, ["maximize"], sampler_seed=config.sampler_seed,
-                       constraints=_constraints(config.epsilon))
+    study = open_study(storage, signature, ["maximize"], sampler_seed=config.sampler_seed)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "search.json", {"kind": "attack", "signature": signature, "storage": redact(url),
                                      "space_file": space.source, "config": config.model_dump(mode="json")})
@@ -156,6 +155,7 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
         attrs["overhead_s"] = round(time.time() - t0 - attack_s - cap_s, 2)
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
+        trial.set_constraint("capability", loss - config.epsilon)  # feasible when <= 0 (constrained TPE)
         log_event(out, trial=trial.number, folder=folder.name, event="end", harmfulness=res.final_harmfulness)
         log(f"trial {trial.number}: {fmt_params(trial.params)} -> harmfulness {res.final_harmfulness:.3f}, "
             f"capability loss {loss:+.1%}{'' if loss <= config.epsilon else ' (beyond epsilon)'}")
@@ -169,14 +169,6 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
     log(f"done: {counts['complete']} trials; raw worst {_fmt_worst(result.worst_raw)}; bounded worst "
         f"{_fmt_worst(result.worst_bounded)}; results in {out / 'results.json'}")
     return result
-
-
-def _constraints(epsilon: float):
-    def constraints(trial) -> list[float]:
-        loss = trial.user_attrs.get("capability_loss")
-        return [float(loss) - epsilon if loss is not None else 1.0]
-
-    return constraints
 
 
 def _finished_trial(out: Path, template: str, exclude: Path) -> Optional[Path]:

@@ -67,9 +67,16 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
             if db and db != ":memory:" and not Path(db).expanduser().parent.is_dir():
                 raise AlignkitError(f"cannot open storage {url!r}: folder {str(Path(db).parent)!r} does not exist")
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry), **kwargs)
+        for attempt in range(6):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                    **kwargs)
+            except Exception as exc:  # workers started together race to create the tables: try again
+                if attempt == 5 or not any(w in str(exc) for w in ("already exists", "locked", "UNIQUE")):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
     except AlignkitError:
         raise
     except Exception as exc:  # driver missing, host unreachable, bad URL, unreadable file ...
@@ -77,14 +84,13 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
         raise AlignkitError(f"cannot open storage {url!r}: {msg}") from None
 
 
-def open_study(storage, signature: dict[str, Any], directions: list[str], sampler_seed: int | None = None,
-               constraints: Callable[[Any], list[float]] | None = None):
+def open_study(storage, signature: dict[str, Any], directions: list[str], sampler_seed: int | None = None):
     """Load the study in ``storage`` (checking its signature) or create it. Nothing is written to an existing
     study whose signature differs."""
     import optuna
 
-    sampler = (optuna.samplers.TPESampler(seed=sampler_seed, constraints_func=constraints) if len(directions) == 1
-               else optuna.samplers.NSGAIISampler(seed=sampler_seed, constraints_func=constraints))
+    sampler = (optuna.samplers.TPESampler(seed=sampler_seed) if len(directions) == 1
+               else optuna.samplers.NSGAIISampler(seed=sampler_seed))
     sig = json.dumps(signature, sort_keys=True)
     try:
         existing = [s.study_name for s in storage.get_all_studies()]

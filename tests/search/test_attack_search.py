@@ -1,0 +1,123 @@
+"""``alignkit search attack`` end to end on tiny-random-llama (real attacks, real capability measure), its
+results and report, continuing a study, and the bad-input paths (one line, exit 2, study untouched)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from search_support import TINY_OPTIONS
+
+
+def _cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
+    from alignkit import cli
+
+    monkeypatch.setattr(sys, "argv", ["alignkit", *args])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _opts() -> list[str]:
+    out = []
+    for k, v in TINY_OPTIONS.items():
+        out += [f"--{k.replace('_', '-')}", str(v)]
+    return out
+
+
+def test_attack_search_end_to_end_and_continue(tmp_path, attack_space, monkeypatch, capsys):
+    import optuna
+
+    from alignkit.attacks import AttackResult
+    from alignkit.search import AttackSearchConfig, search_attack
+
+    out = tmp_path / "search"
+    cfg = AttackSearchConfig(**TINY_OPTIONS, output_dir=str(out), n_trials=2, space=str(attack_space), epsilon=0.5)
+    res = search_attack(cfg)
+    assert res.counts["complete"] == 2 and len(res.trials) == 2
+    values = {t.number: t.values[0] for t in res.trials}
+    for t in res.trials:
+        # every trial is an ordinary attack run folder, and the trial's value is that run's final harmfulness
+        run = AttackResult.model_validate_json((out / "trials" / f"trial-{t.number:04d}" / "results.json").read_text())
+        assert run.final_harmfulness == pytest.approx(t.values[0])
+        assert run.config.lr == pytest.approx(t.params["lr"]) and run.config.method == t.params["method"]
+        assert run.total_steps == t.params["max_steps"]
+        assert ("lora_r" in t.params) == (t.params["method"] == "lora")
+        a = t.attrs
+        assert a["capability_loss"] == pytest.approx(a["perplexity"] / a["base_perplexity"] - 1)
+        assert a["within_epsilon"] == (a["capability_loss"] <= 0.5)
+        assert not (out / "trials" / f"trial-{t.number:04d}" / "model").exists()  # dropped after measuring
+        assert not (out / "trials" / f"trial-{t.number:04d}" / "checkpoints").exists()
+    assert res.worst_raw.harmfulness == max(values.values())
+    bounded = [t for t in res.trials if t.attrs["capability_loss"] <= 0.5]
+    if bounded:
+        assert res.worst_bounded.harmfulness == max(t.values[0] for t in bounded)
+        assert res.worst_bounded.capability_loss <= 0.5
+    else:
+        assert res.worst_bounded is None
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["worst_raw"]["trial"] == res.worst_raw.trial and "steps_to_break" in saved["worst_raw"]
+    assert saved["provenance"]["model"] == "tiny-random-llama" and saved["provenance"]["versions"]
+    html = (out / "report.html").read_text()
+    assert "Capability-bounded worst case" in html and "data:image/png;base64" in html
+    assert res.mean_overhead_s is not None and res.mean_overhead_s < 30  # loose: search's own cost per trial
+
+    # the same command with a larger budget continues the study (first trials kept as they were)
+    code, stdout, err = _cli(["search", "attack", *_opts(), "--output-dir", str(out), "--n-trials", "3",
+                              "--space", str(attack_space), "--epsilon", "0.5"], monkeypatch, capsys)
+    assert code == 0, err
+    study = optuna.load_study(study_name="alignkit-search", storage=f"sqlite:///{out / 'study.db'}")
+    trials = study.get_trials()
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 3
+    assert {t.number: t.values[0] for t in trials[:2]} == values
+    assert stdout.strip().endswith("results.json")
+
+
+def test_bad_input_is_one_line_and_leaves_the_study_untouched(tmp_path, attack_space, monkeypatch, capsys):
+    from alignkit.search import AttackSearchConfig, search_attack
+
+    out = tmp_path / "search"
+    search_attack(AttackSearchConfig(**TINY_OPTIONS, output_dir=str(out), n_trials=1, space=str(attack_space)))
+    db = out / "study.db"
+    before = (db.read_bytes(), (out / "results.json").read_text(), (out / "search.json").read_text())
+    capsys.readouterr()
+
+    def run(*extra: str, space: str | None = None) -> tuple[int, str]:
+        code, _, err = _cli(["search", "attack", *_opts(), "--output-dir", str(out), "--n-trials", "2",
+                             "--space", space or str(attack_space), *extra], monkeypatch, capsys)
+        return code, err
+
+    other = tmp_path / "other.yaml"  # a valid space, but not the study's
+    other.write_text(attack_space.read_text().replace("high: 1.0e-2", "high: 2.0e-2"))
+    code, err = run(space=str(other))
+    assert code == 2 and err.startswith("error: ") and "other settings" in err and err.count("\n") == 1
+    code, err = run("--storage", f"sqlite:///{db}", space=str(other))  # same study through --storage
+    assert code == 2 and "other settings" in err
+
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("params:\n  learning_rate: {low: 1.0e-5, high: 1.0e-3}\n")
+    code, err = run(space=str(unknown))
+    assert code == 2 and "unknown parameter(s) learning_rate" in err and err.count("\n") == 1
+    inverted = tmp_path / "inverted.yaml"
+    inverted.write_text("params:\n  lr: {low: 1.0e-3, high: 1.0e-5}\n")
+    code, err = run(space=str(inverted))
+    assert code == 2 and "inverted range" in err
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("params:\n  max_steps: {low: 5, high: 5}\n")
+    code, err = run(space=str(empty))
+    assert code == 2 and "empty range" in err
+    code, err = run("--storage", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    assert code == 2 and "cannot open storage" in err and err.count("\n") == 1
+    code, err = run("--storage", "nonsense-url")
+    assert code == 2 and "cannot open storage" in err
+    code, err = run("--storage", "postgresql://nobody@127.0.0.1:1/none")
+    assert code == 2 and "cannot open storage" in err and err.count("\n") == 1
+
+    assert ((db.read_bytes(), (out / "results.json").read_text(), (out / "search.json").read_text()) == before)
+    assert not (tmp_path / "no").exists()

@@ -1,0 +1,69 @@
+"""Space files: strict validation (one-line errors before anything is written), conditional sampling, the
+shipped spaces are valid for their configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from alignkit.attacks import AttackConfig
+from alignkit.errors import AlignkitError
+from alignkit.search.space import SPACES_DIR, load_space_file, parse_space
+
+GOOD = {"params": {"lr": {"low": 1e-5, "high": 1e-3, "log": True}, "method": {"choices": ["full", "lora"]},
+                   "lora_r": {"low": 2, "high": 8, "when": {"method": "lora"}}}}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"params": {"learning_rate": {"low": 1e-5, "high": 1e-3}}}, "unknown parameter(s) learning_rate"),
+    ({"params": {"lr": {"low": 1e-3, "high": 1e-5}}}, "inverted range"),
+    ({"params": {"lr": {"low": 1e-4, "high": 1e-4}}}, "empty range"),
+    ({"params": {"method": {"choices": []}}}, "empty choice list"),
+    ({"params": {"method": {"choices": ["full", "qlora"]}}}, "method = 'qlora' is not accepted"),
+    ({"params": {"lr": {"low": 0.0, "high": 1e-3, "log": True}}}, "log-scaled"),
+    ({"params": {"lr": {"low": 1e-5, "high": 2.0}}}, "lr = 2.0 is not accepted"),
+    ({"params": {"lr": {"low": 1e-5, "high": 1e-3}}, "fixed": {"bogus": 1}}, "unknown parameter(s) bogus"),
+    ({"params": {"lr": {"low": 1e-5, "high": 1e-3, "scale": 2}}}, "scale"),
+    ({"params": {"lora_r": {"low": 2, "high": 8, "when": {"method": "lora"}}}}, "not a categorical parameter"),
+    ({"params": {}}, "declares no parameters"),
+    ({"params": {"lr": {"low": 1e-5, "high": 1e-3}}, "extra": {}}, "unknown section"),
+])
+def test_bad_spaces_are_one_line_errors(raw, message):
+    with pytest.raises(AlignkitError) as exc:
+        parse_space(raw, AttackConfig, source="s.yaml")
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_conditional_parameter_sampled_only_when_its_condition_holds():
+    import optuna
+
+    space = parse_space(GOOD, AttackConfig)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(12):
+        t = study.ask()
+        v = space.sample(t)
+        assert ("lora_r" in v) == (v["method"] == "lora")
+        assert 1e-5 <= v["lr"] <= 1e-3
+        AttackConfig(**v)
+        seen.add(v["method"])
+        study.tell(t, 0.0)
+    assert seen == {"full", "lora"}
+
+
+def test_fingerprint_depends_on_content_only():
+    a = parse_space(GOOD, AttackConfig, source="a.yaml")
+    b = parse_space(GOOD, AttackConfig, source="b.yaml")
+    c = parse_space({**GOOD, "fixed": {"max_steps": 5}}, AttackConfig)
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_shipped_spaces_are_valid():
+    from alignkit.defences import DEFENCES
+
+    load_space_file(SPACES_DIR / "attack.yaml", AttackConfig)
+    load_space_file(SPACES_DIR / "attack-quick.yaml", AttackConfig)
+    for name in DEFENCES.names():  # every registered defence declares its space (and a quick one)
+        cls = DEFENCES.get(name).config_class
+        for f in (f"defence-{name}.yaml", f"defence-{name}-quick.yaml"):
+            s = load_space_file(SPACES_DIR / f, cls, base={"defence": name}, allow_attacks=True)
+            assert s.attacks and all(set(a) <= set(AttackConfig.model_fields) for a in s.attacks)
