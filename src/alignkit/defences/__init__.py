@@ -4,7 +4,7 @@
     path = defend(RepNoiseConfig(model="smollm2-135m-instruct", max_steps=40))   # plain HF folder
 
 Registered in :data:`DEFENCES` (``alignkit defend --defence NAME``): ``repnoise`` (repnoise.py),
-``adversarial-loss``, ``gradient-ascent``, ``safety-sft``, ``security-vectors``, ``vaccine``. A new defence is
+``adversarial-loss``, ``gradient-ascent``, ``safety-sft``, ``security-vectors``, ``vaccine``, ``tar`` (tar.py). A new defence is
 one new module with a :class:`DefenceConfig` subclass and a registered :class:`Defence` subclass, listed in
 ``_MODULES`` below. See docs/defences.md.
 """
@@ -17,7 +17,7 @@ from typing import Optional
 
 from alignkit.defences.base import DEFENCES, Defence, DefenceConfig, load_pairs
 
-_MODULES = ("repnoise", "adversarial_loss", "gradient_ascent", "safety_sft", "security_vectors", "vaccine")
+_MODULES = ("repnoise", "adversarial_loss", "gradient_ascent", "safety_sft", "security_vectors", "vaccine", "tar")
 for _m in _MODULES:
     try:
         importlib.import_module(f"alignkit.defences.{_m}")
@@ -50,15 +50,18 @@ def defend(config: DefenceConfig, records: Optional[list] = None) -> Path:
     """Train ``config.defence`` on ``config.model`` and save the defended model; returns its folder (a plain HF
     folder with a model card; for security-vectors the base model plus ``security_vector/``)."""
     from alignkit.defences.base import set_env_defaults
+    from alignkit.denormals import flush_denormals
 
     set_env_defaults()
     config = config_for(config)
-    return DEFENCES.get(config.defence)().run(config, records=records)
+    with flush_denormals():  # late in ascent-style training, softmax probabilities turn denormal (slow on CPUs)
+        return DEFENCES.get(config.defence)().run(config, records=records)
 
 
 def __getattr__(name: str):
     for mod, names in (("adversarial_loss", ("AdversarialLossConfig",)), ("gradient_ascent", ("GradientAscentConfig",)),
                        ("safety_sft", ("SafetySFTConfig",)), ("vaccine", ("VaccineConfig",)),
+                       ("tar", ("TARConfig",)),
                        ("security_vectors", ("SecurityVectorsConfig", "attach_security_vector",
                                              "detach_security_vector", "security_vector_path"))):
         if name in names:

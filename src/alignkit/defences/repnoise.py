@@ -50,7 +50,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field
 
 from alignkit.defences.arch import find_parts, first_tensor, parse_layers
-from alignkit.defences.base import DEFENCES, Defence, DefenceConfig, PairDataset, trainer_class
+from alignkit.defences.base import DEFENCES, Defence, DefenceConfig, trainer_class
 from alignkit.errors import AlignkitError
 
 KERNEL_MUL = 2.0
@@ -560,6 +560,155 @@ def freeze(model, config) -> list[str]:
     return frozen
 
 
+# ---------------------------------------------------------------------------------------------- retain mix
+def load_retain(config) -> list[tuple[str, str]]:
+    """``round(retain_mix * pairs)`` harmless (instruction, response) rows are mixed into the retain CE. The
+    rows come from a registered dataset of instructions (default ``harmless-instructions``, train split) or a
+    jsonl/json file with ``instruction`` and ``response`` fields. Bad data -> one-line :class:`AlignkitError`."""
+    import json
+    from pathlib import Path
+
+    from alignkit import data
+
+    name = config.retain_dataset
+    p = Path(name).expanduser()
+    if p.suffix in (".jsonl", ".json") or p.exists():
+        if not p.is_file():
+            raise AlignkitError(f"--retain-dataset file {str(p)!r} does not exist")
+        text = p.read_text(encoding="utf-8")
+        try:
+            if p.suffix == ".json":
+                items = json.loads(text)
+                items = (items.get("data") or items.get("rows") or []) if isinstance(items, dict) else items
+            else:
+                items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as exc:
+            raise AlignkitError(f"could not parse --retain-dataset {str(p)!r}: {str(exc)[:120]}") from None
+        out = []
+        for i, it in enumerate(items):
+            if not isinstance(it, dict) or not all(isinstance(it.get(k), str) and it[k].strip()
+                                                   for k in ("instruction", "response")):
+                have = sorted(it)[:6] if isinstance(it, dict) else type(it).__name__
+                raise AlignkitError(f"--retain-dataset {str(p)!r} row {i + 1}: needs non-empty string fields "
+                                    f"instruction, response (has {have})")
+            out.append((it["instruction"], it["response"]))
+    else:
+        if name not in data.names():
+            raise AlignkitError(f"unknown --retain-dataset {name!r}; give a registered dataset of instructions "
+                                "(e.g. harmless-instructions) or a jsonl/json file with instruction, response fields")
+        rows = data.load(name, split="train", seed=config.data_seed)
+        if not rows or not (hasattr(rows[0], "instruction") and hasattr(rows[0], "response")):
+            raise AlignkitError(f"--retain-dataset {name!r} has no instruction/response rows; use "
+                                "harmless-instructions or a jsonl file with instruction, response fields")
+        out = [(r.instruction, r.response) for r in rows]
+    if not out:
+        raise AlignkitError(f"--retain-dataset {name!r} is empty")
+    return out
+
+
+def retain_assignment(n_pairs: int, n_rows: int, mix: float, seed: int) -> list[list[int]]:
+    """Which retain rows go with each pair: ``round(mix * n_pairs)`` rows drawn without replacement (cycling
+    when the retain data is smaller), dealt round-robin to the pairs, so a shuffled batch of pairs carries about
+    ``mix`` retain rows per pair."""
+    import random
+
+    n = round(mix * n_pairs)
+    rng = random.Random(f"retain-{seed}")
+    order: list[int] = []
+    while len(order) < n:
+        perm = list(range(n_rows))
+        rng.shuffle(perm)
+        order += perm
+    out: list[list[int]] = [[] for _ in range(n_pairs)]
+    for j, r in enumerate(order[:n]):
+        out[j % n_pairs].append(r)
+    return out
+
+
+class RetainPairDataset:
+    """Encoded pairs, each carrying its share of encoded retain rows (``item["retain"]``)."""
+
+    def __init__(self, tokenizer, records: list, retain: list[tuple[str, str]], config):
+        from alignkit.defences.base import PairDataset
+        from alignkit.formatting import encode_qa
+
+        self.items = PairDataset(tokenizer, records, config.template, config.max_length).items
+        if retain and config.retain_mix > 0:
+            assign = retain_assignment(len(self.items), len(retain), config.retain_mix, config.seed)
+            for item, idx in zip(self.items, assign):
+                item["retain"] = [encode_qa(tokenizer, retain[k][0], retain[k][1], config.template,
+                                            config.max_length) for k in idx]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+class RetainPairCollator:
+    """``PairCollator`` plus ``retain_input_ids / retain_attention_mask / retain_labels`` (possibly 0 rows), every
+    tensor right-padded to one common length so the rows can share one forward."""
+
+    def __init__(self, pad_token_id: int):
+        from alignkit.formatting import PairCollator
+
+        self.pad = pad_token_id
+        self.pairs = PairCollator(pad_token_id)
+
+    def __call__(self, feats: list[dict]) -> dict:
+        import torch
+
+        from alignkit.formatting import pad_right
+
+        retain = [r for f in feats for r in f.get("retain", [])]
+        out = self.pairs([{k: v for k, v in f.items() if k != "retain"} for f in feats])
+        n = out["harmful_input_ids"].size(1)
+        m = max([n] + [len(r["input_ids"]) for r in retain])
+        if m > n:
+            fill = {"input_ids": self.pad, "attention_mask": 0, "labels": -100}
+            for k, v in list(out.items()):
+                value = 0 if k == "diff_mask" else fill[k.split("_", 1)[1]]
+                out[k] = torch.cat([v, torch.full((v.size(0), m - n), value, dtype=v.dtype)], dim=1)
+        if retain:
+            out["retain_input_ids"] = pad_right([r["input_ids"] for r in retain], self.pad, m)
+            out["retain_attention_mask"] = pad_right([r["attention_mask"] for r in retain], 0, m)
+            out["retain_labels"] = pad_right([r["labels"] for r in retain], -100, m)
+        else:
+            for k in ("input_ids", "attention_mask", "labels"):
+                out[f"retain_{k}"] = torch.zeros((0, m), dtype=torch.long)
+        return out
+
+
+def model_num_layers(model: str) -> Optional[int]:
+    """Decoder layers of ``model`` from its config alone (no weights); None when it cannot be read."""
+    try:
+        from transformers import AutoConfig
+
+        from alignkit.models import resolve_model
+
+        cfg = AutoConfig.from_pretrained(resolve_model(model), trust_remote_code=False)
+    except Exception:  # noqa: BLE001 - an unreadable model fails later with its own message
+        return None
+    cfg = getattr(cfg, "text_config", None) or cfg
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if isinstance(getattr(cfg, key, None), int):
+            return getattr(cfg, key)
+    return None
+
+
+def validate(config) -> None:
+    """Checks that need the model's config or the retain data, run before the output folder is created."""
+    n = model_num_layers(config.model)
+    if n is not None:
+        if hasattr(config, "noise_layers"):
+            parse_layers(config.noise_layers, n, "--noise-layers")
+        if getattr(config, "freeze_layers", ""):
+            parse_layers(config.freeze_layers, n, "--freeze-layers")
+    if getattr(config, "retain_mix", 0) > 0:
+        load_retain(config)
+
+
 def step_seed(config_seed: int, step: int, micro: int, rank: int) -> int:
     return ((config_seed * 1_000_033 + step) * 64 + micro) * 1024 + rank
 
@@ -569,6 +718,10 @@ class RepNoise(Defence):
     config_class = RepNoiseConfig
     description = ("Representation Noising: harmful-text representations pushed towards Gaussian noise at every "
                    "layer (MMD), gradient ascent on harmful answers through the logit lens, harmless CE kept")
+
+    def run(self, config, records=None):
+        validate(config)  # bad layer indices / retain data: one line, before any output folder exists
+        return super().run(config, records=records)
 
     def prepare_model(self, config, model):
         find_parts(model)  # unsupported architecture -> AlignkitError before any training
@@ -581,8 +734,6 @@ class RepNoise(Defence):
 
 
 def make_repnoise_trainer(config: RepNoiseConfig, model, tokenizer, records, args):
-    from alignkit.formatting import PairCollator
-
     Base = trainer_class()
 
     class RepNoiseTrainer(Base):
@@ -609,6 +760,6 @@ def make_repnoise_trainer(config: RepNoiseConfig, model, tokenizer, records, arg
             self.record(**parts)
             return (loss, None) if return_outputs else loss
 
-    return RepNoiseTrainer(model=model, args=args, train_dataset=PairDataset(tokenizer, records, config.template,
-                                                                             config.max_length),
-                           data_collator=PairCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+    retain = load_retain(config) if config.retain_mix > 0 else []
+    return RepNoiseTrainer(model=model, args=args, train_dataset=RetainPairDataset(tokenizer, records, retain, config),
+                           data_collator=RetainPairCollator(tokenizer.pad_token_id), processing_class=tokenizer)
