@@ -41,3 +41,30 @@ def test_proxy_humans_learn_a_learnable_reward():
     assert get[("a", "linear", "combined", "pearson")]["mean"] > 0.9
     assert get[("a", "mlp", "combined", "pearson")]["mean"] > 0.3
     assert len(get[("b", "mlp", "own", "sign_acc")]["values"]) == 2
+
+
+def test_learning_curves_rank_an_informative_generator_first():
+    from alignkit.cte.proxy_human import START_FEATURES, learning_curves
+
+    rng = np.random.default_rng(0)
+    data = {}
+    for name, signal in (("good", 1.0), ("noisy", 0.0)):
+        X = rng.normal(size=(150, 92))
+        level = X[:, START_FEATURES[0]]  # the shared start state's level
+        diff = X[:, 50] + X[:, 51]  # what the CTE's actions teach
+        # "noisy" CTEs show features unrelated to their reward difference
+        Y = np.column_stack([level + 0.5 * diff, level - 0.5 * diff]) if signal else \
+            np.column_stack([level + 0.5 * rng.normal(size=150), level - 0.5 * rng.normal(size=150)])
+        data[name] = (X, Y)
+    rows = learning_curves(data, seeds=[0, 1, 2], n_trains=(5, 50, "all"), models=("linear",))
+    get = {(r["generator"], r["target"], r["n_train"]): r for r in rows}
+    assert {r["generator"] for r in rows} == {"good", "noisy", "start-only"}
+    for r in rows:
+        assert r["pearson"]["lo"] <= r["pearson"]["mean"] <= r["pearson"]["hi"]
+        assert len(r["pearson"]["values"]) == 3
+    assert get[("good", "diff", "all")]["n"] == 120
+    assert get[("good", "diff", "all")]["pearson"]["mean"] > get[("good", "diff", "5")]["pearson"]["mean"]
+    assert get[("good", "diff", "all")]["pearson"]["mean"] > get[("noisy", "diff", "all")]["pearson"]["mean"] + 0.2
+    # the start state alone tells the level but nothing about the difference
+    assert get[("start-only", "diff", "all")]["pearson"]["mean"] < 0.2
+    assert get[("start-only", "level+diff", "all")]["pearson"]["mean"] > 0.5

@@ -90,8 +90,8 @@ def _print_table(res: dict) -> None:
     from alignkit.cte.pipeline import curve_table
 
     header, rows = curve_table(res, "mlp")
-    t = Table(title=f"Proxy-human learning curves (MLP proxy, combined test set; mean [95% band] over "
-                    f"{res['seeds']} seeds)")
+    t = Table(title=f"Proxy-human learning curves (MLP proxy, combined test set; Pearson and sign accuracy, "
+                    f"mean ± half-width of the 95% band over {res['seeds']} seeds)")
     for col in header:
         t.add_column(col, justify="left" if col in ("target", "n_train") else "right")
     for r in rows:

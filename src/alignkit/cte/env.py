@@ -78,10 +78,19 @@ class EmergencyState(NamedTuple):
         return cls(int(d["player"]), int(d["citizens"]), int(d["houses"]), int(d["t"]), int(d["rescued"]))
 
 
+_PLANES: dict[int, np.ndarray] = {}
+
+
 def mask_to_plane(mask: int) -> np.ndarray:
-    """64-bit cell mask -> float32 vector of 64 zeros/ones (bit i = cell i)."""
-    bits = np.unpackbits(np.frombuffer(mask.to_bytes(8, "little"), dtype=np.uint8), bitorder="little")
-    return bits.astype(np.float32)
+    """64-bit cell mask -> float32 vector of 64 zeros/ones (bit i = cell i); cached, do not modify."""
+    plane = _PLANES.get(mask)
+    if plane is None:
+        mask = int(mask)
+        bits = np.unpackbits(np.frombuffer(mask.to_bytes(8, "little"), dtype=np.uint8), bitorder="little")
+        if len(_PLANES) > 200_000:
+            _PLANES.clear()
+        plane = _PLANES[mask] = bits.astype(np.float32)
+    return plane
 
 
 def player_rc(obs: np.ndarray) -> tuple[int, int]:
@@ -158,13 +167,23 @@ class EmergencyEnv(gym.Env):
 
     # ----- proximity for the CTE criteria -----
     @staticmethod
+    def state_distance(a: EmergencyState, b: EmergencyState) -> float:
+        """The state part of the reference pair distance between two states, on what the observation
+        shows: popcount(visible citizens_a XOR visible citizens_b) + 1.5 * Manhattan(players)."""
+        ca = a.citizens & ~((1 << a.player) | _GOAL_BIT)
+        cb = b.citizens & ~((1 << b.player) | _GOAL_BIT)
+        ra, xa = divmod(a.player, SIZE)
+        rb, xb = divmod(b.player, SIZE)
+        return (ca ^ cb).bit_count() + 1.5 * (abs(ra - rb) + abs(xa - xb))
+
+    @staticmethod
     def proximity_matrix(states_a: list, states_b: list) -> np.ndarray:
-        """Pairwise state part of the reference pair distance, from states (fast path of
-        :meth:`proximity_features`): popcount(citizens_a XOR citizens_b) + 1.5 * Manhattan(players)."""
+        """Pairwise :meth:`state_distance` (vectorised; the same as the L1 distance between
+        :meth:`proximity_features` of the observations)."""
         pa = [s.player for s in states_a]
         pb = [s.player for s in states_b]
-        ca = np.array([s.citizens for s in states_a], dtype=np.uint64)
-        cb = np.array([s.citizens for s in states_b], dtype=np.uint64)
+        ca = np.array([s.citizens & ~((1 << s.player) | _GOAL_BIT) for s in states_a], dtype=np.uint64)
+        cb = np.array([s.citizens & ~((1 << s.player) | _GOAL_BIT) for s in states_b], dtype=np.uint64)
         manhattan = np.abs(_ROW[pa][:, None] - _ROW[pb][None, :]) + np.abs(_COL[pa][:, None] - _COL[pb][None, :])
         return np.bitwise_count(ca[:, None] ^ cb[None, :]) + 1.5 * manhattan
 

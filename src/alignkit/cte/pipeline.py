@@ -331,17 +331,18 @@ def level_share(Y: np.ndarray) -> float:
 
 
 def _fmt(d: dict) -> str:
+    """mean ± half-width of the 95% band"""
     if not np.isfinite(d["mean"]):
         return "-"
-    return f"{d['mean']:.2f} [{d['lo']:.2f}, {d['hi']:.2f}]"
+    return f"{d['mean']:.2f} ± {(d['hi'] - d['lo']) / 2:.2f}"
 
 
 def curve_table(res: dict, model: str = "mlp") -> tuple[list[str], list[list[str]]]:
     """Header and rows of the learning-curve table: one row per (target, n_train), Pearson and sign
-    accuracy (mean [95% band]) per generator and for the start-only baseline."""
+    accuracy (mean ± half-width of the 95% band over seeds) per generator and the start-only baseline."""
     gens = list(res["methods"]) + ["start-only"]
     get = {(r["generator"], r["target"], r["n_train"]): r for r in res["curves"] if r["model"] == model}
-    header = ["target", "n_train"] + [f"{g} Pearson" for g in gens] + [f"{g} sign acc" for g in gens]
+    header = ["target", "n_train"] + [f"{g} Pearson" for g in gens] + [f"{g} sign" for g in gens]
     rows = []
     for target in ("level+diff", "diff"):
         nts = []
@@ -365,7 +366,8 @@ def results_markdown(res: dict) -> str:
         if not any(r["model"] == model for r in res["curves"]):
             continue
         header, rows = curve_table(res, model)
-        out.append(f"Proxy human: {model}; combined test set; mean [95% band] over {res['seeds']} seeds\n")
+        out.append(f"Proxy human: {model}; combined test set; mean ± half-width of the 95% band over "
+                   f"{res['seeds']} seeds\n")
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "---|" * len(header))
         out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
