@@ -26,5 +26,5 @@ attacks:
   - {lr: 1.0e-3, max_steps: 1, num_samples: 4, max_length: 32, batch_size: 2}
 """
 
-TINY_OPTIONS = dict(model="tiny-random-llama", judge="ak_fake_judge:FakeJudge", eval_prompts=3, max_new_tokens=4,
-                    capability_texts=3)
+TINY_OPTIONS = dict(model="tiny-random-llama", judge="ak_fake_judge:FakeJudge", allow_judge_import=True,
+                    eval_prompts=3, max_new_tokens=4, capability_texts=3)

@@ -27,7 +27,8 @@ def _cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
 def _opts() -> list[str]:
     out = []
     for k, v in TINY_OPTIONS.items():
-        out += [f"--{k.replace('_', '-')}", str(v)]
+        flag = f"--{k.replace('_', '-')}"
+        out += [flag] if v is True else [flag, str(v)]
     return out
 
 

@@ -99,8 +99,10 @@ class CrossDomainConfig(BaseModel):
                             "donotanswer")
     max_new_tokens: int = Field(64, ge=1, description="greedy new tokens per answer")
     judge: str = Field("minilm", description="harmfulness judge")
+    allow_judge_import: bool = Field(False, description="allow --judge package.module:Class (imports and runs it)")
     threshold: float = Field(0.5, ge=0, le=1, description="keep answers the judge scores above this")
     min_words: int = Field(5, ge=0, description="drop answers shorter than this many words")
+    attack_eval_prompts: int = Field(40, ge=1, description="prompts of the attack's before/after harmfulness check")
     seed: int = Field(0, description="prompt sample and attack seed")
     work_dir: Optional[str] = Field(None, description="attack run folder; default <output-dir>/attack")
 
@@ -119,6 +121,10 @@ def generate_dataset(config: CrossDomainConfig) -> Path:
     out = Path(config.output_dir).expanduser() if config.output_dir else user_dir()
     if out.exists() and not out.is_dir():
         raise AlignkitError(f"output dir {str(out)!r} is a file; pick another --output-dir")
+    from alignkit.search.common import check_judge
+
+    check_judge(config.judge, config.allow_judge_import)
+    judge = get_judge(config.judge)
     attack_info: dict = {}
     if config.attacked_model:
         gen_model = config.attacked_model
@@ -127,8 +133,10 @@ def generate_dataset(config: CrossDomainConfig) -> Path:
     else:
         acfg = AttackConfig(model=config.model, lr=config.attack_lr, max_steps=config.attack_steps,
                             num_samples=config.attack_samples, seed=config.seed, save_model=True,
+                            judge=config.judge, eval_prompts=config.attack_eval_prompts,
+                            max_new_tokens=config.max_new_tokens,
                             eval_every=config.attack_steps, output_dir=config.work_dir or str(out / "attack"))
-        res = attack(acfg)
+        res = attack(acfg, judge=judge)
         gen_model = res.final_model_dir
         attack_info = {"config": acfg.model_dump(mode="json"), "initial_harmfulness": res.initial_harmfulness,
                        "final_harmfulness": res.final_harmfulness, "judge": res.provenance.judge}
@@ -141,7 +149,7 @@ def generate_dataset(config: CrossDomainConfig) -> Path:
     answers = generate(model, tok, [p.prompt for _, p in prompts], template="chat",
                        max_new_tokens=config.max_new_tokens)
     del model
-    judge = get_judge(config.judge)
+    answers = [a.strip() for a in answers]
     refusal = get_judge("refusal-keywords")
     questions = [p.prompt for _, p in prompts]
     harm = judge.score(questions, answers)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, Field
 
 from alignkit.errors import AlignkitError
-from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, check_output_dir,
+from alignkit.search.common import (SearchOptions, check_judge, TrialRecord, apply_preset, base_perplexity, check_output_dir,
                                     default_output_dir, drop_heavy, fmt_params, html_page, html_table, log_event,
                                     measure_perplexity, png_img, redact, relative_rise, trial_records)
 
@@ -76,6 +76,7 @@ def resolve(config: AttackSearchConfig):
     from alignkit.search.space import default_space_file, load_space_file
 
     config = apply_preset(config, PRESETS)
+    check_judge(config.judge, config.allow_judge_import)
     base = base_attack_values(config)
     try:
         AttackConfig(**base)

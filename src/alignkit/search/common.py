@@ -38,6 +38,8 @@ class SearchOptions(BaseModel):
                            "defence search: the defended model, before any attack)")
     capability_texts: int = Field(50, ge=1, description="held-out harmless-instructions responses for perplexity")
     judge: str = Field("minilm", description="harmfulness judge (alignkit judge list)")
+    allow_judge_import: bool = Field(False, description="allow --judge package.module:Class, which imports and "
+                                     "runs that module")
     eval_prompts: int = Field(40, ge=1, description="harmful evaluation prompts per harmfulness measurement")
     max_new_tokens: int = Field(50, ge=1, description="greedy new tokens per evaluation completion")
     eval_every: int = Field(1000, ge=1, description="attack harmfulness measured every N steps (and at 0 and "
@@ -63,6 +65,16 @@ def apply_preset(cfg: BaseModel, presets: dict[str, dict[str, Any]]) -> BaseMode
         return cfg
     values = {k: v for k, v in presets[name].items() if k not in cfg.model_fields_set}
     return cfg.model_copy(update=values)
+
+
+def check_judge(spec: str, allowed: bool) -> None:
+    """``--judge package.module:Class`` imports and runs code: refused unless allowed (as ``alignkit attack``)."""
+    if not isinstance(spec, str) or ":" not in spec or allowed:
+        return
+    left, _, right = spec.strip().partition(":")
+    if right.isidentifier() and all(part.isidentifier() for part in left.split(".")):
+        raise AlignkitError(f"--judge {spec!r} would import and run Python module {left!r}; use a registered judge "
+                            "(alignkit judge list), or pass --allow-judge-import if you trust that module")
 
 
 def default_output_dir(kind: str, model: str, extra: str = "") -> Path:

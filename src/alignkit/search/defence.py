@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, Field
 
 from alignkit.errors import AlignkitError
-from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, check_output_dir,
+from alignkit.search.common import (SearchOptions, check_judge, TrialRecord, apply_preset, base_perplexity, check_output_dir,
                                     default_output_dir, fmt_params, html_page, html_table, log_event,
                                     measure_perplexity, png_img, redact, relative_rise, trial_records)
 
@@ -88,6 +88,7 @@ def resolve(config: DefenceSearchConfig):
     from alignkit.search.space import default_space_file, load_space_file
 
     config = apply_preset(config, PRESETS)
+    check_judge(config.judge, config.allow_judge_import)
     if config.defence not in DEFENCES.names():
         raise AlignkitError(f"unknown defence {config.defence!r}; use one of: {', '.join(DEFENCES.names())}")
     cls = DEFENCES.get(config.defence).config_class
