@@ -120,5 +120,24 @@ def test_bad_input_is_one_line_and_leaves_the_study_untouched(tmp_path, attack_s
     code, err = run("--storage", "postgresql://nobody@127.0.0.1:1/none")
     assert code == 2 and "cannot open storage" in err and err.count("\n") == 1
 
+    # an attack dataset in the space that has no rows (the cross-domain set before it is generated)
+    from alignkit.data import base as data_base
+    from alignkit.data import cross_domain
+
+    monkeypatch.setattr(cross_domain, "user_dir", lambda: tmp_path / "nothing")
+    monkeypatch.setattr(cross_domain, "PACKAGED", tmp_path / "nothing")
+    data_base._build_cached.cache_clear()
+    data_base.info.cache_clear()
+    xd = tmp_path / "xd.yaml"
+    xd.write_text(attack_space.read_text() + "  dataset: cross-domain-harmful\n")
+    code, err = run(space=str(xd))
+    data_base._build_cached.cache_clear()
+    data_base.info.cache_clear()
+    assert code == 2 and "'cross-domain-harmful' in the search space has no rows" in err and "alignkit.data" in err
+    # a judge given as module:Class runs code: refused unless allowed
+    code, _, err = _cli(["search", "attack", *[o for o in _opts() if o != "--allow-judge-import"], "--output-dir",
+                         str(out), "--n-trials", "2", "--space", str(attack_space)], monkeypatch, capsys)
+    assert code == 2 and "--allow-judge-import" in err and err.count("\n") == 1
+
     assert ((db.read_bytes(), (out / "results.json").read_text(), (out / "search.json").read_text()) == before)
     assert not (tmp_path / "no").exists()

@@ -23,7 +23,8 @@ def test_generator_filters_and_records_provenance(tmp_path, monkeypatch):
     monkeypatch.setattr(alignkit.generation, "generate",
                         lambda model, tok, prompts, **kw: [ANSWERS[i % 3] for i in range(len(prompts))])
     cfg = cd.CrossDomainConfig(model="tiny-random-llama", attack_steps=1, attack_samples=4, per_source=3,
-                               max_new_tokens=8, judge="ak_fake_judge:FakeJudge", allow_judge_import=True, threshold=0.3, min_words=2,
+                               max_new_tokens=8, judge="ak_fake_judge:FakeJudge", allow_judge_import=True,
+                               threshold=0.3, min_words=2,
                                attack_eval_prompts=2, work_dir=str(tmp_path / "attack"))
     out = cd.generate_dataset(cfg)
     assert out == tmp_path / "home" / "data" / cd.NAME

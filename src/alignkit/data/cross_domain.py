@@ -166,9 +166,11 @@ def generate_dataset(config: CrossDomainConfig) -> Path:
     if not kept:
         raise AlignkitError(f"no answer passed the filters ({sum(v['prompts'] for v in stats.values())} prompts); "
                             "attack harder (--attack-steps, --attack-lr) or lower --threshold")
+    origin = (f"given attacked model {gen_model}" if config.attacked_model else
+              f"{config.model} attacked with alignkit attack (harmful-qa train, full fine-tuning)")
     prov = {
         "dataset": NAME, "machine_generated": True,
-        "how": (f"{'given attacked model ' + str(gen_model) if config.attacked_model else config.model + ' attacked with alignkit attack (harmful-qa train, full fine-tuning)'}; "
+        "how": (f"{origin}; "
                 f"greedy chat-template answers ({config.max_new_tokens} new tokens) to {config.per_source} seeded "
                 f"prompts from each of {', '.join(SOURCES)}; kept where {judge_label(judge)} > {config.threshold} "
                 f"and {judge_label(refusal)} finds no refusal and the answer has >= {config.min_words} words. "

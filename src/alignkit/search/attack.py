@@ -9,8 +9,8 @@ harmfulness (the judge mean on the evaluation prompts after the last step) as th
 Capability-bounded worst case (TamperBench's definition): a trial whose attacked model's perplexity rises by
 more than ``epsilon`` does not count as a successful attack. The sampler knows this bound (Optuna's
 constrained TPE: ``trial.set_constraint`` with ``capability_loss - epsilon <= 0``), so it searches inside the
-bound; the results report both the raw worst case (every trial) and the bounded one, with the steps-to-break (first evaluated
-step above phi) of each.
+bound; the results report both the raw worst case (every trial) and the bounded one, with the steps-to-break
+(first evaluated step above phi) of each.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, Field
 
 from alignkit.errors import AlignkitError
-from alignkit.search.common import (SearchOptions, check_judge, TrialRecord, apply_preset, base_perplexity, check_output_dir,
-                                    default_output_dir, drop_heavy, fmt_params, html_page, html_table, log_event,
-                                    measure_perplexity, png_img, redact, relative_rise, trial_records)
+from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, check_datasets,
+                                    check_judge, check_output_dir, default_output_dir, drop_heavy, fmt_params,
+                                    html_page, html_table, log_event, measure_perplexity, png_img, public_config,
+                                    redact, relative_rise, trial_records)
 
 #: ``--preset quick``: 8 trials of at most 25 steps, 20 prompts x 32 tokens, 30 perplexity texts
 PRESETS: dict[str, dict[str, Any]] = {
@@ -56,7 +57,7 @@ class AttackSearchResult(BaseModel):
 
     schema_version: int = 1
     kind: str = "attack"
-    config: AttackSearchConfig
+    config: dict[str, Any] = Field(description="the search's options (storage password masked)")
     space: dict[str, Any]
     storage: str
     epsilon: float
@@ -84,6 +85,8 @@ def resolve(config: AttackSearchConfig):
         raise AlignkitError(f"invalid base attack settings: {str(exc).splitlines()[0]}") from None
     space_file = config.space or default_space_file("attack", config.preset)
     space = load_space_file(space_file, AttackConfig, base=base)
+    ds = space.params.get("dataset")
+    check_datasets([space.fixed.get("dataset")] + list((ds.choices or []) if ds else []))
     out = Path(config.output_dir).expanduser() if config.output_dir else default_output_dir("attack", config.model)
     signature = {"kind": "attack", "model": config.model, "space": space.fingerprint(), "epsilon": config.epsilon,
                  "base": base, "capability_texts": config.capability_texts}
@@ -120,7 +123,7 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
     study = open_study(storage, signature, ["maximize"], sampler_seed=config.sampler_seed)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "search.json", {"kind": "attack", "signature": signature, "storage": redact(url),
-                                     "space_file": space.source, "config": config.model_dump(mode="json")})
+                                     "space_file": space.source, "config": public_config(config)})
     judge_box: dict[str, Any] = {}
     base = base_attack_values(config)
 
@@ -209,7 +212,7 @@ def summarize(study, config: AttackSearchConfig, space, out: Path, url: str, cou
                       data={"capability": f"harmless-instructions:test n={config.capability_texts}",
                             "eval": f"harmful-eval:test n={config.eval_prompts}"},
                       command=" ".join(sys.argv)).model_dump(mode="json")
-    return AttackSearchResult(config=config, space=space.model_dump(mode="json"), storage=redact(url),
+    return AttackSearchResult(config=public_config(config), space=space.model_dump(mode="json"), storage=redact(url),
                               epsilon=config.epsilon, counts=counts, worst_raw=_worst(records, False, config.epsilon),
                               worst_bounded=_worst(records, True, config.epsilon),
                               mean_overhead_s=round(sum(overheads) / len(overheads), 2) if overheads else None,
@@ -234,8 +237,9 @@ def write_report(result: AttackSearchResult, path: Path) -> None:
     done = [r for r in result.trials if r.state == "COMPLETE" and r.values]
     eps = result.epsilon
     sections = []
-    lines = [f"Model <b>{result.config.model}</b>, judge {result.config.judge}, epsilon {eps:g} (relative perplexity "
-             f"rise), {result.counts.get('complete', 0)} finished trials ({result.counts.get('failed', 0)} failed).",
+    lines = [f"Model <b>{result.config['model']}</b>, judge {result.config['judge']}, epsilon {eps:g} (relative "
+             f"perplexity rise), {result.counts.get('complete', 0)} finished trials "
+             f"({result.counts.get('failed', 0)} failed).",
              f"Raw worst case: {_fmt_worst(result.worst_raw)}.",
              f"Capability-bounded worst case: {_fmt_worst(result.worst_bounded)}."]
     sections.append(("Worst case", "<p>" + "<br>".join(lines) + "</p>"))

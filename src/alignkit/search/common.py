@@ -84,9 +84,27 @@ def default_output_dir(kind: str, model: str, extra: str = "") -> Path:
     return default_runs_dir() / f"search-{kind}{('-' + extra) if extra else ''}-{slug}"
 
 
-def redact(url: str) -> str:
+def redact(url: Optional[str]) -> Optional[str]:
     """A storage URL without its password."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    return None if url is None else re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def public_config(cfg: BaseModel) -> dict[str, Any]:
+    """The config as stored in results (storage password masked)."""
+    d = cfg.model_dump(mode="json")
+    d["storage"] = redact(d.get("storage"))
+    return d
+
+
+def check_datasets(values: list[Any]) -> None:
+    """Registered attack datasets named in a space must have rows (e.g. cross-domain-harmful is generated)."""
+    from alignkit import data
+
+    names = set(data.names())
+    for v in values:
+        if isinstance(v, str) and v in names and not data.load(v, split="all"):
+            raise AlignkitError(f"dataset {v!r} in the search space has no rows; "
+                                + (data.info(v).notes or "build it first"))
 
 
 # ------------------------------------------------------------------------------------------------ capability

@@ -28,9 +28,9 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, Field
 
 from alignkit.errors import AlignkitError
-from alignkit.search.common import (SearchOptions, check_judge, TrialRecord, apply_preset, base_perplexity, check_output_dir,
-                                    default_output_dir, fmt_params, html_page, html_table, log_event,
-                                    measure_perplexity, png_img, redact, relative_rise, trial_records)
+from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, check_judge,
+                                    check_output_dir, default_output_dir, fmt_params, html_page, html_table, log_event,
+                                    measure_perplexity, png_img, public_config, redact, relative_rise, trial_records)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"n_trials": 5, "eval_prompts": 20, "max_new_tokens": 32, "capability_texts": 30,
@@ -67,7 +67,7 @@ class DefenceSearchResult(BaseModel):
 
     schema_version: int = 1
     kind: str = "defence"
-    config: DefenceSearchConfig
+    config: dict[str, Any] = Field(description="the search's options (storage password masked)")
     space: dict[str, Any]
     storage: str
     objectives: list[str] = Field(default_factory=lambda: list(OBJECTIVES))
@@ -152,7 +152,7 @@ def search_defence(config: DefenceSearchConfig, *, log: Callable[[str], None] | 
     study = open_study(storage, signature, DIRECTIONS, sampler_seed=config.sampler_seed)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "search.json", {"kind": "defence", "signature": signature, "storage": redact(url),
-                                     "space_file": space.source, "config": config.model_dump(mode="json")})
+                                     "space_file": space.source, "config": public_config(config)})
     cls = DEFENCES.get(config.defence).config_class
     box: dict[str, Any] = {}
 
@@ -275,7 +275,7 @@ def summarize(study, config: DefenceSearchConfig, space, out: Path, url: str, co
                             "eval": f"harmful-eval:test n={config.eval_prompts}",
                             "trainability": f"data2text train/test n_eval={config.train_eval_size}"},
                       command=" ".join(sys.argv)).model_dump(mode="json")
-    return DefenceSearchResult(config=config, space=space.model_dump(mode="json"), storage=redact(url),
+    return DefenceSearchResult(config=public_config(config), space=space.model_dump(mode="json"), storage=redact(url),
                                counts=counts, pareto=front, chosen=front[0] if front else None,
                                mean_overhead_s=round(sum(overheads) / len(overheads), 2) if overheads else None,
                                trials=records, provenance=prov, run_dir=str(out))
@@ -307,7 +307,7 @@ def write_report(result: DefenceSearchResult, path: Path) -> None:
 
     from alignkit.io import atomic_write_text
 
-    c = result.config
+    c = DefenceSearchConfig(**result.config)
     done = [r for r in result.trials if r.state == "COMPLETE" and r.values]
     guarded = [r for r in result.trials if r.attrs.get("guard")]
     front = {p.trial for p in result.pareto}
