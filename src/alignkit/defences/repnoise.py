@@ -212,7 +212,7 @@ def _lens_ce_fn():
             need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
             need_b = bias is not None and ctx.needs_input_grad[2]
             n = h.size(0)
-            loss = torch.zeros((), dtype=torch.float32, device=h.device)
+            loss = torch.zeros((), dtype=torch.float64, device=h.device)
             grad_h = torch.empty_like(h) if need_h else None
             grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
             grad_b = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
@@ -224,7 +224,7 @@ def _lens_ce_fn():
                     logits = logits + bias
                 logits = logits.float()
                 lse = torch.logsumexp(logits, dim=-1)
-                loss += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
+                loss += (lse - logits.gather(1, tc[:, None]).squeeze(1)).double().sum()
                 if need_h or need_w or need_b:
                     # d CE_sum / d logits = softmax - onehot
                     # probabilities below exp(-87) (~1.6e-38) are set to exactly 0 before exp: they would be
@@ -245,7 +245,7 @@ def _lens_ce_fn():
             ctx.save_for_backward(*(t for t in (grad_h, grad_w, grad_b) if t is not None))
             ctx.flags = (need_h, need_w, need_b)
             ctx.wdtype = weight.dtype
-            return loss
+            return loss.float()
 
         @staticmethod
         def backward(ctx, grad_out):
