@@ -49,7 +49,8 @@ class DatasetSpec:
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 # one module per dataset family; importing it registers its datasets
-LOADER_MODULES = ("harmful_qa", "refusals", "judge_labels", "eval_prompts", "harmless", "data2text", "cross_domain")
+LOADER_MODULES = ("harmful_qa", "refusals", "judge_labels", "eval_prompts", "harmless", "data2text", "cross_domain",
+                  "natural_text")
 
 
 def dataset(name: str, *, record: type, description: str, source: str, license: str,
