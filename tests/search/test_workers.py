@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 HERE = Path(__file__).resolve().parent
 
@@ -128,3 +127,36 @@ def test_unopenable_storage_is_one_line(tmp_path):
     p = _worker(f"sqlite:///{tmp_path / 'missing' / 'x.db'}", 1, tmp_path / "log", 0.1)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 2 and err.startswith("error: cannot open storage") and err.count("\n") == 1
+
+
+def test_two_cli_workers_real_attacks_share_one_study(tmp_path):
+    """The real command twice at once on tiny-random-llama: one study, three attack run folders, each trial run
+    by one worker."""
+    from search_support import TINY_ATTACK_SPACE, TINY_OPTIONS
+
+    space = tmp_path / "space.yaml"
+    space.write_text(TINY_ATTACK_SPACE)
+    out = tmp_path / "search"
+    args = [sys.executable, "-m", "alignkit.cli", "search", "attack", "--output-dir", str(out), "--n-trials", "3",
+            "--space", str(space)]
+    for k, v in TINY_OPTIONS.items():
+        flag = f"--{k.replace('_', '-')}"
+        args += [flag] if v is True else [flag, str(v)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outs]
+    from optuna.trial import TrialState
+
+    trials = _study(f"sqlite:///{out / 'study.db'}").get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    starts = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines() if '"start"' in x]
+    assert sorted(e["trial"] for e in starts) == sorted(t.number for t in complete)  # each run once
+    for t in complete:
+        res = json.loads((out / "trials" / f"trial-{t.number:04d}" / "results.json").read_text())
+        assert res["final_harmfulness"] == t.values[0] and res["config"]["lr"] == t.params["lr"]
+    final = json.loads((out / "results.json").read_text())
+    assert final["counts"]["complete"] == 3

@@ -96,7 +96,7 @@ def resolve(config: AttackSearchConfig):
 def base_attack_values(config: AttackSearchConfig) -> dict[str, Any]:
     v = {"model": config.model, "judge": config.judge, "eval_prompts": config.eval_prompts,
          "max_new_tokens": config.max_new_tokens, "eval_every": config.eval_every, "data_seed": config.data_seed,
-         "dtype": config.dtype, "save_model": True, "save_checkpoints": True}
+         "dtype": config.dtype, "save_model": True, "save_checkpoints": config.checkpoints}
     if config.phi is not None:
         v["threshold"] = config.phi
     return v

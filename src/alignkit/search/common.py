@@ -47,6 +47,9 @@ class SearchOptions(BaseModel):
     data_seed: int = Field(0, description="seed of data splits and evaluation prompt samples")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
     sampler_seed: int = Field(0, description="seed of the Optuna sampler")
+    checkpoints: bool = Field(False, description="attacks save Trainer checkpoints at each evaluation, so a "
+                              "re-queued trial resumes mid-attack (about 1.5 GB each for a 135M model; deleted when "
+                              "the trial ends)")
     keep_models: bool = Field(False, description="keep every trial's attacked model (model/); default: deleted "
                               "once its capability is measured")
     heartbeat_interval: int = Field(30, ge=1, description="seconds between a running trial's heartbeats (RDB "

@@ -121,7 +121,7 @@ def resolve(config: DefenceSearchConfig):
 def base_attack_values(config: DefenceSearchConfig, model: str) -> dict[str, Any]:
     return {"model": model, "judge": config.judge, "eval_prompts": config.eval_prompts,
             "max_new_tokens": config.max_new_tokens, "eval_every": config.eval_every,
-            "data_seed": config.data_seed, "dtype": config.dtype, "save_checkpoints": True}
+            "data_seed": config.data_seed, "dtype": config.dtype, "save_checkpoints": config.checkpoints}
 
 
 def _template(values: dict[str, Any]) -> str:
