@@ -105,6 +105,10 @@ class StabilityModel(_M):
     perplexity: Estimate
     probe_accuracy: Estimate
     lm_eval: dict[str, float] = Field(default_factory=dict)
+    natural_perplexity: Optional[Estimate] = Field(None, description="perplexity on held-out natural text "
+                                                   "(natural-text), raw text; None when not measured")
+    over_refusal: Optional[Estimate] = Field(None, description="share of harmless probe prompts refused "
+                                             "(refusal-keywords detector); None when not measured")
 
 
 class StabilityVerdict(_M):
