@@ -89,8 +89,8 @@ def test_bad_input_is_one_line_and_leaves_the_study_untouched(tmp_path, attack_s
     before = (db.read_bytes(), (out / "results.json").read_text(), (out / "search.json").read_text())
     capsys.readouterr()
 
-    def run(*extra: str, space: str | None = None) -> tuple[int, str]:
-        code, _, err = _cli(["search", "attack", *_opts(), "--output-dir", str(out), "--n-trials", "2",
+    def run(*extra: str, space: str | None = None, folder=out) -> tuple[int, str]:
+        code, _, err = _cli(["search", "attack", *_opts(), "--output-dir", str(folder), "--n-trials", "2",
                              "--space", space or str(attack_space), *extra], monkeypatch, capsys)
         return code, err
 
@@ -100,6 +100,9 @@ def test_bad_input_is_one_line_and_leaves_the_study_untouched(tmp_path, attack_s
     assert code == 2 and err.startswith("error: ") and "other settings" in err and err.count("\n") == 1
     code, err = run("--storage", f"sqlite:///{db}", space=str(other))  # same study through --storage
     assert code == 2 and "other settings" in err
+    code, err = run("--storage", f"sqlite:///{db}", space=str(other), folder=tmp_path / "new")  # new folder
+    assert code == 2 and "study in this storage was created with other settings" in err
+    assert not (tmp_path / "new").exists()
 
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("params:\n  learning_rate: {low: 1.0e-5, high: 1.0e-3}\n")
@@ -113,12 +116,16 @@ def test_bad_input_is_one_line_and_leaves_the_study_untouched(tmp_path, attack_s
     empty.write_text("params:\n  max_steps: {low: 5, high: 5}\n")
     code, err = run(space=str(empty))
     assert code == 2 and "empty range" in err
-    code, err = run("--storage", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    code, err = run("--storage", f"sqlite:///{tmp_path / 'elsewhere.db'}")  # forgot / changed --storage
+    assert code == 2 and "pass the same --storage" in err and not (tmp_path / "elsewhere.db").exists()
+    fresh = tmp_path / "fresh"  # a new search pointed at a storage that cannot be opened
+    code, err = run("--storage", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}", folder=fresh)
     assert code == 2 and "cannot open storage" in err and err.count("\n") == 1
-    code, err = run("--storage", "nonsense-url")
+    code, err = run("--storage", "nonsense-url", folder=fresh)
     assert code == 2 and "cannot open storage" in err
-    code, err = run("--storage", "postgresql://nobody@127.0.0.1:1/none")
+    code, err = run("--storage", "postgresql://nobody@127.0.0.1:1/none", folder=fresh)
     assert code == 2 and "cannot open storage" in err and err.count("\n") == 1
+    assert not fresh.exists()
 
     # an attack dataset in the space that has no rows (the cross-domain set before it is generated)
     from alignkit.data import base as data_base

@@ -114,8 +114,8 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
 
     log = log or _log
     config, space, out, signature = resolve(config)
-    check_output_dir(out, signature)
     url = storage_url(out, config.storage)
+    check_output_dir(out, signature, url)
     if config.storage is None:
         out.mkdir(parents=True, exist_ok=True)
     storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,

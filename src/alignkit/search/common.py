@@ -190,16 +190,21 @@ def trial_records(study) -> list[TrialRecord]:
     return out
 
 
-def check_output_dir(out: Path, signature: dict[str, Any]) -> None:
-    """The search folder is either new, or holds a search with this signature (``search.json``)."""
+def check_output_dir(out: Path, signature: dict[str, Any], storage: str) -> None:
+    """The search folder is either new, or holds a search with this signature and storage (``search.json``)."""
     f = out / "search.json"
     if out.exists() and not out.is_dir():
         raise AlignkitError(f"output dir {str(out)!r} is a file; pick another --output-dir")
     if f.exists():
         try:
-            old = json.loads(f.read_text(encoding="utf-8")).get("signature")
+            saved = json.loads(f.read_text(encoding="utf-8"))
         except ValueError:
-            old = None
+            saved = {}
+        old = saved.get("signature")
+        if saved.get("storage") not in (None, redact(storage)):
+            raise AlignkitError(f"output dir {str(out)!r} belongs to the study in storage {saved['storage']}; pass "
+                                "the same --storage (every worker of a study uses the same --storage and "
+                                "--output-dir)")
         if old is not None and old != json.loads(json.dumps(signature, default=str)):
             from alignkit.search.study import _diff
 

@@ -143,8 +143,8 @@ def search_defence(config: DefenceSearchConfig, *, log: Callable[[str], None] | 
 
     log = log or _log
     config, space, attacks, out, signature = resolve(config)
-    check_output_dir(out, signature)
     url = storage_url(out, config.storage)
+    check_output_dir(out, signature, url)
     if config.storage is None:
         out.mkdir(parents=True, exist_ok=True)
     storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
