@@ -67,3 +67,31 @@ def test_shipped_spaces_are_valid():
         for f in (f"defence-{name}.yaml", f"defence-{name}-quick.yaml"):
             s = load_space_file(SPACES_DIR / f, cls, base={"defence": name}, allow_attacks=True)
             assert s.attacks and all(set(a) <= set(AttackConfig.model_fields) for a in s.attacks)
+
+
+def test_presets_fill_only_what_the_user_did_not_set(tmp_path):
+    from alignkit.search.attack import AttackSearchConfig
+    from alignkit.search.attack import resolve as resolve_attack
+    from alignkit.search.defence import DefenceSearchConfig
+    from alignkit.search.defence import resolve as resolve_defence
+
+    cfg, space, out, sig = resolve_attack(AttackSearchConfig(preset="quick", n_trials=3, output_dir=str(tmp_path)))
+    assert cfg.n_trials == 3 and cfg.eval_prompts == 20 and cfg.max_new_tokens == 32  # explicit n_trials kept
+    assert space.source.endswith("attack-quick.yaml") and space.params["max_steps"].high <= 25
+    full = resolve_attack(AttackSearchConfig(output_dir=str(tmp_path)))
+    assert full[0].n_trials == 20 and full[1].source.endswith("attack.yaml") and full[3] != sig
+    cfg, space, attacks, _, _ = resolve_defence(DefenceSearchConfig(defence="repnoise", preset="quick"))
+    assert cfg.n_trials == 5 and cfg.train_steps == 10 and len(attacks) == 1 and attacks[0]["max_steps"] == 10
+    assert not (tmp_path / "search.json").exists()  # resolving writes nothing
+
+
+def test_unknown_defence_and_bad_attack_grid_are_one_line(tmp_path):
+    from alignkit.search.defence import DefenceSearchConfig
+    from alignkit.search.defence import resolve as resolve_defence
+
+    with pytest.raises(AlignkitError, match="unknown defence 'nope'"):
+        resolve_defence(DefenceSearchConfig(defence="nope"))
+    bad = tmp_path / "s.yaml"
+    bad.write_text("params:\n  alpha: {low: 0.1, high: 2.0}\nattacks:\n  - {learning_rate: 1.0e-4}\n")
+    with pytest.raises(AlignkitError, match=r"attacks\[0\]: unknown attack option\(s\) learning_rate"):
+        resolve_defence(DefenceSearchConfig(defence="repnoise", space=str(bad)))
