@@ -19,12 +19,20 @@ app = typer.Typer(help="alignkit: harmful fine-tuning attacks, immunization defe
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from alignkit import __version__
 
         print(__version__)
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,
+          version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="print the version and exit")) -> None:
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
         raise typer.Exit(0)
 
 
@@ -58,16 +66,44 @@ def _mount() -> None:
 _mount()
 
 
-def main() -> None:
+INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``alignkit`` entry point: every user mistake (a bad option value, an unknown option, an
+    :class:`AlignkitError`) is one line ``error: ...`` on stderr and exit status 2, never a traceback."""
+    try:  # typer >= 0.20 vendors click as typer._click
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover - older typer on click
+        from click import exceptions as click_exc
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    command = typer.main.get_command(app)
     try:
-        app()
+        rv = command.main(args=argv, prog_name="alignkit", standalone_mode=False)
     except AlignkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
-        raise SystemExit(130) from None
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx is not None else str(exc))
+        raise SystemExit(0) from None
+    except click_exc.UsageError as exc:
+        where = f" (see 'alignkit {exc.ctx.command_path.split(' ', 1)[1]} --help')" if (
+            exc.ctx is not None and " " in exc.ctx.command_path) else " (see 'alignkit --help')"
+        msg = ' '.join(exc.format_message().replace('Value error, ', '').split())
+        print(f"error: {msg}{where}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except click_exc.ClickException as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except (typer.Abort, KeyboardInterrupt):
+        rv = INTERRUPTED
+    if rv == INTERRUPTED:  # typer turns Ctrl-C into exit status 130
+        print("interrupted; run the same command again to resume from the last checkpoint (pass --overwrite to "
+              "start over instead)", file=sys.stderr)
+        raise SystemExit(INTERRUPTED)
+    if isinstance(rv, int) and rv:
+        raise SystemExit(rv)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import types
 import typing
 from enum import Enum
 from pathlib import Path
@@ -21,26 +22,55 @@ from alignkit.errors import AlignkitError
 C = TypeVar("C", bound=BaseModel)
 
 
-def _option_type(annotation: Any) -> Any:
+def _strip_optional(annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
-        return _option_type(args[0]) if typing.get_origin(args[0]) is list else args[0]
-    if origin is typing.Literal:
-        return str
-    if origin is list:
-        inner = args[0] if args else str
-        if typing.get_origin(inner) is typing.Literal:
-            inner = str
-        return list[inner]
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
     return annotation
 
 
+def _option_type(annotation: Any) -> tuple[Any, str | None]:
+    """(typer annotation, metavar) of a config field. ``Literal`` stays a ``Literal`` (typer shows and checks the
+    choices); every list is read as strings that may be repeated or comma-separated and converted by pydantic,
+    so that every list option of every command takes the same forms (``--x 1,2`` or ``--x 1 --x 2``)."""
+    ann = _strip_optional(annotation)
+    if typing.get_origin(ann) is list:
+        inner = (typing.get_args(ann) or (str,))[0]
+        if typing.get_origin(inner) is typing.Literal:
+            name = "|".join(str(a) for a in typing.get_args(inner))
+        else:
+            name = getattr(inner, "__name__", "text").upper()
+        return list[str], f"<{name.lower()},...>"
+    return ann, None
+
+
+def _split_list(values: Any) -> list[str]:
+    return [part.strip() for v in values for part in str(v).split(",") if part.strip()]
+
+
+def _help(description: str, default: Any) -> str:
+    """Help text with ``[default: ...]``; brackets escaped, since typer renders help with rich markup (an
+    unescaped ``[default: 8e-05]`` is read as a markup tag and disappears)."""
+    if isinstance(default, Enum):
+        default = default.value
+    if isinstance(default, list):
+        default = ",".join(str(x) for x in default) or "(none)"
+    text = f"{description} [default: {default}]"
+    try:
+        from rich.markup import escape
+    except ImportError:  # pragma: no cover - plain click help shows brackets as they are
+        return text
+    return escape(text)
+
+
 def validation_message(exc: ValidationError) -> str:
+    """One line naming the CLI flags (``--max-steps``), never the Python field names."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "config"
-        parts.append(f"--{loc.replace('_', '-')}: {err['msg']}")
+        loc = [str(x) for x in err["loc"] if not isinstance(x, int)]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"--{loc[0].replace('_', '-')}: {msg}" if loc else msg)
     return "invalid option " + "; ".join(parts)
 
 
@@ -72,36 +102,61 @@ def build_config(cls: type[C], values: dict[str, Any], config_file: Path | None 
         raise AlignkitError(validation_message(exc)) from None
 
 
-def config_command(app: typer.Typer, cls: type[C], name: str, run: Callable[[C], Any], help: str = "",
-                   extra: dict[str, tuple[Any, Any]] | None = None) -> None:
-    """Register ``name`` on ``app``: options from ``cls`` fields, then ``run(config, **extra)``.
+def _field_params(cls: type[BaseModel]) -> list[inspect.Parameter]:
+    params = []
+    for fname, field in cls.model_fields.items():
+        ann, metavar = _option_type(field.annotation)
+        default = field.default if field.default_factory is None else field.default_factory()
+        flag = f"--{fname.replace('_', '-')}"
+        opt_names = [f"{flag}/--no-{fname.replace('_', '-')}"] if ann is bool else [flag]
+        params.append(inspect.Parameter(
+            fname, inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[ann],
+            default=typer.Option(None, *opt_names, help=_help(field.description or "", default), show_default=False,
+                                 **({"metavar": metavar} if metavar else {}))))
+    return params
 
-    ``extra`` maps parameter name -> (annotation, typer.Option(...)) for options that are not config fields.
+
+def _values(cls: type[BaseModel], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The options given on the command line (None / empty = not given), lists split at commas."""
+    out = {}
+    for k, v in kwargs.items():
+        if v is None or v == [] or v == ():
+            continue
+        if isinstance(v, (list, tuple)):
+            v = _split_list(v)
+        out[k] = v
+    return out
+
+
+def config_command(app: typer.Typer, cls: type[C], name: str, run: Callable[..., Any], help: str = "",
+                   extra: dict[str, tuple[Any, Any]] | None = None, extra_cls: type[BaseModel] | None = None
+                   ) -> None:
+    """Register ``name`` on ``app``: one option per field of ``cls``, then ``run(config, **extra)``.
+
+    ``extra_cls``: a second pydantic model whose fields become options too (validated the same way) and reach
+    ``run`` as ``run(config, extra_options)``. ``extra`` maps parameter name -> (annotation, typer.Option(...))
+    for plain options that are not config fields.
     """
     params = [inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[Path],
                                 default=typer.Option(None, "--config", help="YAML/JSON file with options; "
                                                      "command-line options override it"))]
-    for fname, field in cls.model_fields.items():
-        ann = _option_type(field.annotation)
-        default = field.default if field.default_factory is None else field.default_factory()
-        if isinstance(default, Enum):
-            default = default.value
-        opt_names = [f"--{fname.replace('_', '-')}"]
-        if ann is bool:
-            opt_names = [f"--{fname.replace('_', '-')}/--no-{fname.replace('_', '-')}"]
-        params.append(inspect.Parameter(
-            fname, inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[ann],
-            default=typer.Option(None, *opt_names, help=f"{field.description or ''} [default: {default}]",
-                                 show_default=False)))
+    params += _field_params(cls)
+    if extra_cls is not None:
+        params += _field_params(extra_cls)
     for pname, (ann, opt) in (extra or {}).items():
         params.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=opt))
 
     def command(**kwargs: Any) -> Any:
         config_file = kwargs.pop("config_file", None)
+        ext = {k: kwargs.pop(k) for k in list(kwargs) if extra_cls is not None and k in extra_cls.model_fields}
         extras = {k: kwargs.pop(k) for k in list(kwargs) if k not in cls.model_fields}
-        values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
-        values = {k: v for k, v in values.items() if v not in (None, [])}
-        cfg = build_config(cls, values, config_file)
+        cfg = build_config(cls, _values(cls, kwargs), config_file)
+        if extra_cls is not None:
+            try:
+                ext_obj = extra_cls(**_values(extra_cls, ext))
+            except ValidationError as exc:
+                raise AlignkitError(validation_message(exc)) from None
+            return run(cfg, ext_obj, **extras)
         return run(cfg, **extras)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

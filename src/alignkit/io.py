@@ -256,3 +256,50 @@ def check_writable_dir(folder: str | Path) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise AlignkitError(f"output dir {str(folder)!r} is not writable; pick a writable --output-dir")
     return folder
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """The objects of a user's ``.jsonl`` (one JSON object per line) or ``.json`` (a list of objects, or
+    ``{"data": [...]}`` / ``{"rows": [...]}``) file. Every problem is one :class:`AlignkitError` naming the file
+    and, for JSON lines, the line: a folder or missing file, bytes that are not UTF-8, a line that does not
+    parse or is not an object."""
+    from alignkit.errors import AlignkitError
+
+    p = Path(path)
+    if p.is_dir():
+        raise AlignkitError(f"{str(p)!r} is a folder; give a .jsonl or .json file")
+    if not p.is_file():
+        raise AlignkitError(f"data file {str(p)!r} does not exist")
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise AlignkitError(f"{str(p)!r} line {line}: not valid UTF-8 (byte {e.start}); re-save the file as "
+                            "UTF-8") from None
+    if p.suffix.lower() == ".json":
+        try:
+            items = json.loads(text)
+        except ValueError as e:
+            raise AlignkitError(f"{str(p)!r}: not valid JSON ({str(e).splitlines()[0][:120]})") from None
+        if isinstance(items, dict):
+            items = items.get("data") or items.get("rows") or []
+        if not isinstance(items, list):
+            raise AlignkitError(f"{str(p)!r}: must hold a list of objects")
+        for i, it in enumerate(items):
+            if not isinstance(it, dict):
+                raise AlignkitError(f"{str(p)!r} item {i + 1}: not a JSON object (got {type(it).__name__})")
+        return items
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise AlignkitError(f"{str(p)!r} line {n}: not valid JSON ({str(e).splitlines()[0][:100]})") from None
+        if not isinstance(obj, dict):
+            raise AlignkitError(f"{str(p)!r} line {n}: not a JSON object (got {type(obj).__name__}); each line "
+                                "must be one {...} record")
+        rows.append(obj)
+    return rows

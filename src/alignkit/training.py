@@ -472,6 +472,50 @@ def load_trainable(model, path: Path) -> None:
             params[k].copy_(v.to(params[k].device, params[k].dtype))
 
 
+def stderr_progress_callback():
+    """A ``TrainerCallback`` that writes one progress line per logged step to stderr (main process), instead of
+    the Trainer's ``PrinterCallback``, which prints log dicts on stdout (stdout is for a command's result)."""
+    from transformers import TrainerCallback
+
+    class _StderrProgress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                extra = "".join(f" {k} {float(v):.4g}" for k, v in logs.items()
+                                if k not in ("loss", "epoch", "grad_norm", "learning_rate")
+                                and isinstance(v, (int, float)))
+                log(f"step {state.global_step}/{state.max_steps} loss {float(logs['loss']):.4f}{extra}")
+            return control
+
+    return _StderrProgress()
+
+
+def quiet_stdout(trainer) -> None:
+    """Replace the Trainer's stdout log printer with :func:`stderr_progress_callback`."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(stderr_progress_callback())
+
+
+def train_or_restore(trainer, resume_from: str | Path | None):
+    """``trainer.train(resume_from_checkpoint=...)``, except when that checkpoint is already the last step
+    (a kill after the final checkpoint, before the model was saved): then its weights and state are loaded
+    and no step is trained (``Trainer.train`` would train one step past ``max_steps``)."""
+    if resume_from is not None:
+        try:
+            st = json.loads((Path(resume_from) / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            st = {}
+        if int(st.get("max_steps") or 0) > 0 and int(st.get("global_step") or 0) >= int(st["max_steps"]):
+            from transformers.trainer_callback import TrainerState
+
+            trainer._load_from_checkpoint(str(resume_from))
+            trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
+            return trainer
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    return trainer
+
+
 class PeriodicEvalCallback:
     """Factory for a ``TrainerCallback`` that runs ``fn(step, model, trainer)`` at step 0, every ``every`` steps
     and at the final step; steps in ``done`` are skipped. ``fn`` is called on every process (it decides who

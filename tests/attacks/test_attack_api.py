@@ -16,14 +16,40 @@ def _cfg(tmp_path, **kw) -> AttackConfig:
     return AttackConfig(**{**TINY, "output_dir": str(tmp_path / "run"), **kw})
 
 
-def test_registry_and_config_defaults():
+def test_registry_and_config_reach_the_trainer(tmp_path):
+    """Every option has help text, and the config's training options are what the Trainer is given."""
+    from alignkit.attacks.sft import SFTFull
+
     assert {"sft-full", "sft-lora"} <= set(ATTACKS.names())
-    c = AttackConfig()
-    assert (c.lr, c.batch_size, c.epochs, c.weight_decay, c.scheduler, c.warmup_ratio) == (8e-5, 4, 1.0, 0.0,
-                                                                                           "cosine", 0.1)
-    assert c.eval_prompts == 40 and c.judge == "minilm" and c.max_new_tokens == 50
     for name, field in AttackConfig.model_fields.items():
         assert field.description, name
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(self, resume_from_checkpoint=None):
+        seen["args"] = self.args
+        raise Stop
+
+    import transformers
+
+    cfg = AttackConfig(lr=3e-5, batch_size=3, weight_decay=0.01, scheduler="linear", warmup_ratio=0.2,
+                       optimizer="sgd", max_grad_norm=0.5, seed=7)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(transformers.Trainer, "train", fake_train)
+        from alignkit.models import load_causal_lm
+
+        model, tok = load_causal_lm("tiny-random-llama")
+        from alignkit.data import load
+
+        recs = load("harmful-qa", split="train")[:4]
+        with pytest.raises(Stop):
+            SFTFull(cfg).train(model, tok, recs, callbacks=[], checkpoint_dir=tmp_path, resume_from=None,
+                               trainer_box={})
+    a = seen["args"]
+    assert (a.learning_rate, a.per_device_train_batch_size, a.weight_decay, a.lr_scheduler_type.value,
+            a.optim.value, a.max_grad_norm, a.seed) == (3e-5, 3, 0.01, "linear", "sgd", 0.5, 7)
 
 
 def test_answer_only_labels(tiny_model_path):

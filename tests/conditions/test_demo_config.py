@@ -21,6 +21,8 @@ def test_presets_build_valid_configs(name):
     assert align.harmless_mix > 0  # refusals alone teach the 135M model to refuse harmless questions too
 
 
-def test_demo_config_defaults():
-    c = DemoConfig()
-    assert c.output_dir == "runs/demo" and not c.fast and c.model == "smollm2-135m-instruct"
+def test_demo_config_options_are_documented_and_checked():
+    for name, field in DemoConfig.model_fields.items():
+        assert field.description and not field.is_required(), name
+    with pytest.raises(ValueError, match="align_threshold"):
+        DemoConfig(align_threshold=1.5)

@@ -24,7 +24,12 @@ def test_evaluate_smoke_tiny_model_and_resume(tmp_path):
 
     adv = defend(AdversarialLossConfig(model="tiny-random-llama", output_dir=str(tmp_path / "adv"), max_steps=2,
                                        batch_size=2, max_length=40, num_samples=4, save_every=0))
-    cfg = EvaluateConfig(model=["tiny-random-llama", str(adv)], label=["copy", "adversarial-loss"],
+    import shutil
+
+    from alignkit.models import resolve_model
+
+    copy = shutil.copytree(resolve_model("tiny-random-llama"), tmp_path / "copy")  # the base itself is refused
+    cfg = EvaluateConfig(model=[str(copy), str(adv)], label=["copy", "adversarial-loss"],
                          base="tiny-random-llama", output_dir=str(tmp_path / "ev"), **TINY)
     rep = evaluate(cfg)
     out = tmp_path / "ev"

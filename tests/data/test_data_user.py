@@ -106,8 +106,10 @@ def test_non_utf8(tmp_path):
 def test_empty_and_unparsable_file(tmp_path):
     with pytest.raises(AlignkitError, match="the file is empty"):
         load_user(_write(tmp_path, "e.jsonl", "\n"))
-    with pytest.raises(AlignkitError, match="could not parse as JSON lines"):
-        load_user(_write(tmp_path, "b.jsonl", "{not json\n"))
+    with pytest.raises(AlignkitError, match="b.jsonl' line 2: not valid JSON"):
+        load_user(_write(tmp_path, "b.jsonl", '{"question": "q", "answer": "a"}\n{not json\n'))
+    with pytest.raises(AlignkitError, match="c.jsonl' line 1: not a JSON object"):
+        load_user(_write(tmp_path, "c.jsonl", '[1, 2]\n'))
 
 
 def test_unknown_schema_and_field(tmp_path):

@@ -107,7 +107,7 @@ def test_cli_defend_repnoise_and_errors(tmp_path, pairs_file, monkeypatch):
               "--max-steps", "1", "--batch-size", "2", "--max-length", "40", "--beta", "0.01",
               "--noise-layers", "0", "--no-logit-lens", "--output-dir", str(out)], tmp_path, monkeypatch)
     assert r.exit_code == 0, (r.output[-2000:], r.exception)
-    assert r.stdout.strip().splitlines()[-1] == str(out)
+    assert r.stdout.strip().splitlines() == [str(out)]  # the result alone on stdout, progress on stderr
     card = json.loads((out / "alignkit.json").read_text())
     assert card["defence"] == "repnoise" and card["config"]["beta"] == 0.01 and card["config"]["noise_layers"] == "0"
     assert card["config"]["logit_lens"] is False
@@ -119,3 +119,48 @@ def test_cli_defend_repnoise_and_errors(tmp_path, pairs_file, monkeypatch):
                  monkeypatch)
         assert isinstance(r.exception, AlignkitError), (args, r.output[-500:], r.exception)
         assert needle in str(r.exception) and "\n" not in str(r.exception)
+
+
+def test_card_after_resume_reports_the_whole_runs_loss(tmp_path, pairs_file, monkeypatch):
+    """Killed after the last checkpoint, before saving: the resumed run trains no step, yet its card reports the
+    loss of the whole run (the Trainer's own train_loss would be 0.0), and names the base by its alias."""
+    from alignkit.defences import defend
+    from alignkit.defences.base import Defence
+    from alignkit.defences.safety_sft import SafetySFTConfig
+
+    cfg = SafetySFTConfig(model="tiny-random-llama", dataset=str(pairs_file), max_steps=3, batch_size=2,
+                          max_length=40, save_every=1, output_dir=str(tmp_path / "d"))
+    seen = {}
+    real_save = Defence.save
+
+    def killed(self, config, trainer, model, tok, out, card):
+        seen["card"] = card
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Defence, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        defend(cfg)
+    assert (tmp_path / "d" / "_run" / "checkpoints" / "checkpoint-3").is_dir()
+    monkeypatch.setattr(Defence, "save", real_save)
+    out = defend(cfg)
+    card = json.loads((out / "alignkit.json").read_text())
+    assert card["resumed_from_step"] == 3 and card["steps"] == 3
+    assert card["train_loss"] == pytest.approx(seen["card"]["train_loss"]) and card["train_loss"] > 0.1
+    assert card["base_model"] == "tiny-random-llama"
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from alignkit.models import resolve_model
+
+    base = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-random-llama")).state_dict()
+    trained = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert any(not torch.equal(base[k], trained[k]) for k in base)  # the three steps changed the weights
+    assert 'base_model: "tiny-random-llama"' in (out / "README.md").read_text().split("---")[1]
+
+
+def test_whole_run_loss_weights_by_steps():
+    from alignkit.defences.base import whole_run_loss
+
+    assert whole_run_loss([]) is None
+    assert whole_run_loss([{"step": 10, "loss": 1.0}, {"step": 20, "loss": 3.0}]) == pytest.approx(2.0)
+    assert whole_run_loss([{"step": 2, "loss": 1.0}, {"step": 10, "loss": 3.0}]) == pytest.approx((2 + 24) / 10)

@@ -13,13 +13,24 @@ def test_reports_written_with_embedded_images(sample_report, tmp_path):
     html = paths["report_html"].read_text()
     assert "| model | pre-attack |" in md
     assert "repnoise" in md and "PASS" in md
-    imgs = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
+    imgs = re.findall(r"src=[\"']data:image/png;base64,([A-Za-z0-9+/=]+)[\"']", html)
     assert len(imgs) >= 3  # curves, generalization, trainability, depth
     for b in imgs:
         assert base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http://" not in html and "https://" not in html  # self-contained
     assert "&lt;b&gt;" in html  # prompts are escaped
     assert (tmp_path / "figures" / "harmfulness_curves.png").exists()
+    # the HTML is the markdown rendered: every table and section of report.md is there, verdict cells coloured
+    assert html.count("<table>") == md.count("\n|---") > 3 and html.count("<h2>") == md.count("\n## ")
+    assert '<td class="PASS">' in html
+    assert "Harmfulness (judge mean) during each attack" in html  # figure captions
+
+
+def test_markdown_table_cells_cannot_break_the_table(sample_report):
+    from alignkit.reporting.render import _md_table
+
+    text = _md_table(["a", "b"], [["x | y", "two\nlines"]])
+    assert text.splitlines()[2] == "| x \\| y | two lines |"
 
 
 def test_results_json_round_trip(sample_report, tmp_path):

@@ -2,52 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Literal
 
 import typer
+from pydantic import BaseModel, ConfigDict, Field
 
 from alignkit.attacks.config import AttackConfig
 from alignkit.config import config_command
 
 
-def _floats(values: list[str] | None, opt: str) -> list[float] | None:
-    from alignkit.errors import AlignkitError
+class SweepOptions(BaseModel):
+    """The ``--sweep`` grid (each list: repeat the option or comma-separate; empty: the attack's own value)."""
 
-    if not values:
-        return None
-    out = []
-    for v in values:
-        for part in str(v).split(","):
-            if part.strip():
-                try:
-                    x = float(part)
-                except ValueError:
-                    raise AlignkitError(f"{opt}: {part!r} is not a number") from None
-                out.append(x)
-    return out
+    model_config = ConfigDict(extra="forbid")
+
+    sweep: bool = Field(False, description="run a grid of attacks and report the worst case")
+    sweep_lrs: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=list, description="learning "
+                                                                "rates, e.g. 3e-5,6e-5,8e-5")
+    sweep_samples: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, description="training sample "
+                                                             "sizes, e.g. 100,200")
+    sweep_seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list, description="seeds, e.g. 0,1,2")
+    sweep_methods: list[Literal["full", "lora"]] = Field(default_factory=list, description="full and/or lora")
 
 
-def _run(config: AttackConfig, sweep: bool = False, sweep_lrs: Optional[list[str]] = None,
-         sweep_samples: Optional[list[str]] = None, sweep_seeds: Optional[list[str]] = None,
-         sweep_methods: Optional[list[str]] = None) -> None:
+def _run(config: AttackConfig, grid: SweepOptions) -> None:
     from alignkit.errors import AlignkitError
     from alignkit.training import is_main_process
 
-    grid_given = any([sweep_lrs, sweep_samples, sweep_seeds, sweep_methods])
-    if grid_given and not sweep:
+    grid_given = any([grid.sweep_lrs, grid.sweep_samples, grid.sweep_seeds, grid.sweep_methods])
+    if grid_given and not grid.sweep:
         raise AlignkitError("--sweep-* options need --sweep")
-    if sweep:
+    if grid.sweep:
         from alignkit.attacks import sweep as run_sweep
         from alignkit.attacks.sweep import format_table
 
-        lrs = _floats(sweep_lrs, "--sweep-lrs")
-        for lr in lrs or []:
-            if not 0 < lr < 1:
-                raise AlignkitError(f"--sweep-lrs: {lr:g} is not a learning rate in (0, 1)")
-        samples = [int(x) for x in _floats(sweep_samples, "--sweep-samples") or []] or None
-        seeds = [int(x) for x in _floats(sweep_seeds, "--sweep-seeds") or []] or None
-        methods = [m.strip() for v in (sweep_methods or []) for m in v.split(",") if m.strip()] or None
-        res = run_sweep(config, lrs=lrs, samples=samples, seeds=seeds, methods=methods)
+        res = run_sweep(config, lrs=grid.sweep_lrs or None, samples=grid.sweep_samples or None,
+                        seeds=grid.sweep_seeds or None, methods=grid.sweep_methods or None)
         if is_main_process():
             print(format_table(res))
             print(f"sweep: {res.sweep_dir}/sweep.json")
@@ -64,11 +54,4 @@ def _run(config: AttackConfig, sweep: bool = False, sweep_lrs: Optional[list[str
 
 
 def register(app: typer.Typer) -> None:
-    config_command(app, AttackConfig, "attack", _run, help=AttackConfig.__doc__ or "", extra={
-        "sweep": (bool, typer.Option(False, "--sweep", help="run a grid of attacks and report the worst case")),
-        "sweep_lrs": (Optional[list[str]], typer.Option(None, "--sweep-lrs", help="learning rates, e.g. "
-                                                         "3e-5,6e-5,8e-5 (repeat or comma-separate)")),
-        "sweep_samples": (Optional[list[str]], typer.Option(None, "--sweep-samples", help="sample sizes")),
-        "sweep_seeds": (Optional[list[str]], typer.Option(None, "--sweep-seeds", help="seeds, e.g. 0,1,2")),
-        "sweep_methods": (Optional[list[str]], typer.Option(None, "--sweep-methods", help="full,lora")),
-    })
+    config_command(app, AttackConfig, "attack", _run, help=AttackConfig.__doc__ or "", extra_cls=SweepOptions)

@@ -136,7 +136,7 @@ class SFTAttack(Attack):
     def train(self, model, tokenizer, records, *, callbacks, checkpoint_dir: Path, resume_from: str | None,
               trainer_box: dict):
         from alignkit.formatting import QACollator
-        from alignkit.training import make_trainer, training_arguments
+        from alignkit.training import make_trainer, train_or_restore, training_arguments
 
         cfg = self.config
         items = encode_records(tokenizer, records, cfg.template, cfg.max_length)
@@ -150,7 +150,7 @@ class SFTAttack(Attack):
                                tokenizer=tokenizer, callbacks=callbacks,
                                trainable_only_checkpoints=bool(cfg.security_vector))
         trainer_box["trainer"] = trainer
-        trainer.train(resume_from_checkpoint=resume_from)
+        train_or_restore(trainer, resume_from)
         return trainer
 
 

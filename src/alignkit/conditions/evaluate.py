@@ -18,7 +18,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -56,7 +56,7 @@ class EvaluateConfig(BaseModel):
     allow_judge_import: bool = Field(False, description="allow --judge package.module:Class, which imports and "
                                      "runs that module; off: registered judge names only")
     template: Literal["chat", "qa"] = Field("chat", description="prompt format for attacks and evaluation")
-    seed: int = Field(0, description="data seed (splits, prompt samples, bootstrap)")
+    seed: int = Field(0, ge=0, description="data seed (splits, prompt samples, bootstrap)")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
     # harmfulness evaluation
     eval_dataset: str = Field("harmful-eval", description="registered harmful prompt set for harmfulness")
@@ -66,9 +66,12 @@ class EvaluateConfig(BaseModel):
     # resistance
     attack_lrs: list[float] = Field(default_factory=lambda: [3e-5, 6e-5, 8e-5],
                                     description="attack learning rates (sweep)")
-    attack_samples: list[int] = Field(default_factory=lambda: [200], description="harmful training samples (sweep)")
-    attack_seeds: list[int] = Field(default_factory=lambda: [0], description="attack seeds (sweep)")
-    attack_methods: list[str] = Field(default_factory=lambda: ["full"], description="full and/or lora (sweep)")
+    attack_samples: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [200],
+                                                              description="harmful training samples (sweep)")
+    attack_seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0],
+                                                            description="attack seeds (sweep)")
+    attack_methods: list[Literal["full", "lora"]] = Field(default_factory=lambda: ["full"],
+                                                          description="full and/or lora (sweep)")
     attack_steps: int = Field(50, ge=1, description="attack budget T in optimiser steps")
     attack_batch_size: int = Field(4, ge=1, description="attack batch size")
     attack_max_length: int = Field(128, ge=16, description="attack max tokens per example")
@@ -143,14 +146,6 @@ class EvaluateConfig(BaseModel):
         if bad:
             raise ValueError(f"unknown condition {bad[0]!r}; choose from {', '.join(ORDER)}")
         return [c for c in ORDER if c in v]
-
-    @field_validator("attack_methods")
-    @classmethod
-    def _methods(cls, v: list[str]) -> list[str]:
-        bad = [m for m in v if m not in ("full", "lora")]
-        if bad:
-            raise ValueError(f"unknown attack method {bad[0]!r}; use full or lora")
-        return v
 
     @field_validator("attack_lrs")
     @classmethod

@@ -63,6 +63,10 @@ def _first_line(e: BaseException) -> str:
 
 def _read_file(path: Path) -> tuple[list[dict], list[str]]:
     builder = SUFFIXES[path.suffix.lower()]
+    if builder == "json":  # name the line of a bad record (datasets' own error does not)
+        from alignkit.io import read_records
+
+        read_records(path)
     _check_utf8(path)
     if not path.read_text(encoding="utf-8").strip():
         raise AlignkitError(f"{path}: the file is empty")

@@ -172,11 +172,12 @@ class Defence:
             if hasattr(model, "enable_input_require_grads"):
                 model.enable_input_require_grads()
         trainer = self.make_trainer(config, model, tok, records, args)
+        training.quiet_stdout(trainer)  # stdout carries only the saved path; progress goes to stderr
         last = training.last_checkpoint(ckpt_dir)
         training.log(f"defence {self.name}: {len(records)} pairs, ~{n_steps} steps"
                      + (f", resuming from step {last[0]}" if last else ""))
         state["training"] = True
-        trainer.train(resume_from_checkpoint=str(last[1]) if last else None)
+        training.train_or_restore(trainer, last[1] if last else None)
         if config.gradient_checkpointing:
             disable_checkpointing(model)
         history = [h for h in trainer.state.log_history if "loss" in h]
@@ -274,7 +275,7 @@ def load_pairs(config: DefenceConfig) -> list:
 
     name = config.dataset
     p = Path(name).expanduser()
-    if p.suffix in (".jsonl", ".json") or p.exists():
+    if p.suffix.lower() in (".jsonl", ".json") or p.exists():
         rows = _read_pairs_file(p)
     else:
         if name not in data.names():
@@ -294,19 +295,11 @@ def load_pairs(config: DefenceConfig) -> list:
 
 def _read_pairs_file(p: Path) -> list:
     from alignkit.data import PairedQA
+    from alignkit.io import read_records
 
-    if not p.exists():
-        raise AlignkitError(f"data file {str(p)!r} does not exist")
-    text = p.read_text(encoding="utf-8")
-    try:
-        if p.suffix == ".json":
-            items = json.loads(text)
-            if isinstance(items, dict):
-                items = items.get("data") or items.get("rows") or []
-        else:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except ValueError as exc:
-        raise AlignkitError(f"could not parse {str(p)!r}: {str(exc)[:120]}") from None
+    if p.suffix.lower() not in (".jsonl", ".json") and not p.is_dir():
+        raise AlignkitError(f"data file {str(p)!r}: give a .jsonl or .json file with question, harmful, harmless")
+    items = read_records(p)
     out = []
     for i, it in enumerate(items):
         if not isinstance(it, dict) or not all(isinstance(it.get(k), str) and it.get(k).strip()

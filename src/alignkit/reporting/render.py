@@ -1,4 +1,7 @@
-"""``report.md`` and a self-contained ``report.html`` (plots embedded as base64 PNG) of an evaluation."""
+"""``report.md`` and a self-contained ``report.html`` (plots embedded as base64 PNG) of an evaluation.
+
+The HTML is report.md rendered with markdown-it-py (raw HTML off) inside a jinja2 page; no hand-written
+markdown parsing."""
 
 from __future__ import annotations
 
@@ -21,8 +24,11 @@ CAPTIONS = {
 def _md_table(header, rows) -> str:
     if not rows:
         return "_(not run)_\n"
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    def cell(c) -> str:  # a "|" or a line break inside a cell would end the table row
+        return " ".join(str(c).split()).replace("|", "\\|")
+
+    out = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out) + "\n"
 
 
@@ -99,46 +105,53 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f5f5f5;p
 .cap{color:#555;font-size:13px}li{margin:.2em 0}"""
 
 
-def _inline(text: str) -> str:
-    import re
+PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ css }}</style></head>
+<body>
+{{ body | safe }}
+</body></html>
+"""
 
-    t = html.escape(text)
-    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-    t = re.sub(r"`(.+?)`", r"<code>\1</code>", t)
-    return t
+#: where report.md links its figures; the HTML replaces these links with embedded images
+FIGURE_DIR = "figures"
+
+
+def _markdown_renderer(figures: dict[str, bytes]):
+    """markdown-it (CommonMark + tables, raw HTML off, so text from prompts and completions is escaped) with two
+    rules: a figure link becomes an embedded PNG with its caption, a verdict cell gets its colour class."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+    def image(renderer, tokens, idx, options, env):
+        tok = tokens[idx]
+        src = tok.attrGet("src") or ""
+        name = Path(src).stem
+        alt = html.escape(tok.content or name)
+        if src.startswith(FIGURE_DIR + "/") and name in figures:
+            b64 = base64.b64encode(figures[name]).decode("ascii")
+            cap = html.escape(CAPTIONS.get(name, ""))
+            return (f'<figure><img alt="{alt}" src="data:image/png;base64,{b64}"/>'
+                    f'<figcaption class="cap">{cap}</figcaption></figure>')
+        return f'<img alt="{alt}" src="{html.escape(src)}"/>'
+
+    def td_open(renderer, tokens, idx, options, env):
+        words = (tokens[idx + 1].content if idx + 1 < len(tokens) else "").split()
+        cls = words[0] if words and words[0] in ("PASS", "WEAK", "FAIL") else ""
+        return f'<td class="{cls}">' if cls else "<td>"
+
+    md.add_render_rule("image", image)
+    md.add_render_rule("td_open", td_open)
+    return md
 
 
 def to_html(report: EvaluationReport, figures: dict[str, bytes]) -> str:
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>alignkit immunization report</title>",
-             f"<style>{CSS}</style></head><body><h1>alignkit immunization report</h1>"]
-    for title, lines, table, fig in _sections(report):
-        parts.append(f"<h2>{html.escape(title)}</h2>")
-        items = [ln for ln in lines if ln.startswith("- ")]
-        for ln in lines:
-            if not ln.startswith("- "):
-                parts.append(f"<p>{_inline(ln)}</p>")
-        if items:
-            parts.append("<ul>" + "".join(f"<li>{_inline(ln[2:])}</li>" for ln in items) + "</ul>")
-        if table is not None:
-            header, rows = table
-            if rows:
-                parts.append("<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>")
-                for r in rows:
-                    cells = []
-                    for c in r:
-                        first = str(c).split()[0] if str(c).split() else ""
-                        cls = first if first in ("PASS", "WEAK", "FAIL") else ""
-                        cells.append(f"<td class='{cls}'>{html.escape(str(c))}</td>")
-                    parts.append("<tr>" + "".join(cells) + "</tr>")
-                parts.append("</table>")
-            else:
-                parts.append("<p><i>(not run)</i></p>")
-        if fig and fig in figures:
-            b64 = base64.b64encode(figures[fig]).decode("ascii")
-            parts.append(f"<img alt='{fig}' src='data:image/png;base64,{b64}'/>")
-            parts.append(f"<p class='cap'>{html.escape(CAPTIONS.get(fig, ''))}</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """The self-contained HTML report: report.md rendered by markdown-it into a jinja2 page, figures embedded."""
+    import jinja2
+
+    body = _markdown_renderer(figures).render(markdown(report, FIGURE_DIR))
+    page = jinja2.Environment(autoescape=True).from_string(PAGE)
+    return page.render(title="alignkit immunization report", css=CSS, body=body)
 
 
 def write_reports(report: EvaluationReport, run_dir: str | Path) -> dict[str, Path]:
@@ -149,6 +162,6 @@ def write_reports(report: EvaluationReport, run_dir: str | Path) -> dict[str, Pa
     figures = all_figures(report)
     for name, png in figures.items():
         atomic_write_bytes(run_dir / "figures" / f"{name}.png", png)
-    md = atomic_write_text(run_dir / "report.md", markdown(report, "figures"))
+    md = atomic_write_text(run_dir / "report.md", markdown(report, FIGURE_DIR))
     ht = atomic_write_text(run_dir / "report.html", to_html(report, figures))
     return {"report_md": md, "report_html": ht}

