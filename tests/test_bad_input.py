@@ -3,7 +3,7 @@
 Each case runs the real entry point (``alignkit.cli.main``) in-process and must print exactly one line
 ``error: ...`` on stderr (no traceback) and exit with the given status. A new option or a new mistake is one
 more row. Paths in the table are placeholders filled per test: {tmp} (a fresh folder), {file} (a plain file),
-{bad_utf8}, {not_object}, {pairs_not_object}, {torn_model} (a model folder with truncated safetensors),
+{bad_utf8}, {not_object}, {pairs_not_object}, {no_answer}, {torn_model} (a model folder with truncated safetensors),
 {pickle_sv} (a peft adapter folder with only adapter_model.bin).
 """
 
@@ -30,9 +30,12 @@ CASES = [
     ("defend-out-file", [*DEFEND, "--output-dir", "{file}"], 2, "is a file"),
     ("evaluate-out-file", [*EVALUATE, "--output-dir", "{file}"], 2, "is a file"),
     # data files
-    ("attack-data-not-utf8", [*ATTACK, "--dataset", "{bad_utf8}", "--output-dir", "{tmp}/a"], 2, "line 2: not valid UTF-8"),
+    ("attack-data-not-utf8", [*ATTACK, "--dataset", "{bad_utf8}", "--output-dir", "{tmp}/a"], 2,
+     "line 2: not valid UTF-8"),
     ("attack-data-not-object", [*ATTACK, "--dataset", "{not_object}", "--output-dir", "{tmp}/a"], 2,
      "line 2: not a JSON object"),
+    ("attack-data-no-answer-column", [*ATTACK, "--dataset", "{no_answer}", "--output-dir", "{tmp}/a"], 2,
+     "name it with --answer-column COLUMN"),  # hints name CLI flags
     ("attack-data-folder", [*ATTACK, "--dataset", "{tmp}", "--output-dir", "{tmp}/a"], 2, "is a directory"),
     ("defend-data-not-object", [*DEFEND, "--dataset", "{pairs_not_object}", "--output-dir", "{tmp}/d"], 2,
      "line 2: not a JSON object"),
@@ -93,6 +96,8 @@ def placeholders(tmp_path, tiny_model_path):
     bad_utf8.write_bytes(good.encode() + b"\n" + b'{"question": "\xff\xfe", "answer": "a"}\n')
     not_object = tmp_path / "list.jsonl"
     not_object.write_text(good + "\n[1, 2]\n")
+    no_answer = tmp_path / "no_answer.jsonl"
+    no_answer.write_text(json.dumps({"question": "q", "reply": "a"}) + "\n")
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps({"question": "q", "harmful": "h", "harmless": "n"}) + "\n\"just a string\"\n")
     torn = tmp_path / "torn-model"
@@ -104,7 +109,7 @@ def placeholders(tmp_path, tiny_model_path):
     (sv / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"]}))
     (sv / "adapter_model.bin").write_bytes(b"not even a pickle")
     return {"tmp": str(tmp_path), "file": str(f), "bad_utf8": str(bad_utf8), "not_object": str(not_object),
-            "pairs_not_object": str(pairs), "torn_model": str(torn), "pickle_sv": str(sv)}
+            "pairs_not_object": str(pairs), "no_answer": str(no_answer), "torn_model": str(torn), "pickle_sv": str(sv)}
 
 
 def run_main(args: list[str], capsys) -> tuple[int, str, str]:

@@ -128,7 +128,7 @@ def test_attack_card_names_the_base_not_a_local_path(tmp_path, tiny_model_path, 
 
 
 @pytest.mark.slow
-def test_rerun_finished_defence_under_two_processes_does_not_hang(tmp_path, cli_env, pairs_file=None):
+def test_rerun_finished_defence_under_two_processes_does_not_hang(tmp_path, cli_env):
     """The main process finds the finished model and returns; the other process must learn that too instead of
     waiting at a barrier forever."""
     import torch

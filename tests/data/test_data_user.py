@@ -122,7 +122,7 @@ def test_unknown_schema_and_field(tmp_path):
 
 def test_all_safe_rows(tmp_path):
     p = _write(tmp_path, "x.jsonl", _jsonl([{"prompt": "q", "response": "a", "category": "x", "is_safe": True}]))
-    with pytest.raises(AlignkitError, match="harmful_only=False"):
+    with pytest.raises(AlignkitError, match="every row has is_safe true"):
         load_user(p, schema="beavertails")
 
 

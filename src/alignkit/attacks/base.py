@@ -411,7 +411,8 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
         from alignkit.models import public_model_name
 
         card = {"title": f"{public_model_name(config.model)} after harmful fine-tuning attack {attack_name}",
-                "base_model": public_model_name(config.model), "attack": attack_name, "attack_config": config.model_dump(mode="json"),
+                "base_model": public_model_name(config.model), "attack": attack_name,
+                "attack_config": config.model_dump(mode="json"),
                 "judge": judge_name}
         if trainer is not None and (getattr(trainer, "is_fsdp_enabled", False)
                                     or getattr(trainer, "is_deepspeed_enabled", False)):

@@ -165,7 +165,8 @@ class EvaluateConfig(BaseModel):
             return Path(self.output_dir)
         from alignkit.paths import default_runs_dir
 
-        h = hashlib.sha256(self.model_dump_json(exclude={"output_dir", "overwrite", "allow_judge_import"}).encode()).hexdigest()[:8]
+        settings = self.model_dump_json(exclude={"output_dir", "overwrite", "allow_judge_import"})
+        h = hashlib.sha256(settings.encode()).hexdigest()[:8]
         return default_runs_dir() / f"evaluate-{h}"
 
 

@@ -1,31 +1,12 @@
-"""Small statistics helpers shared by the conditions: bootstrap confidence intervals."""
+"""Estimates with confidence intervals for the conditions (the interval itself: :func:`alignkit.stats.bootstrap_ci`)."""
 
 from __future__ import annotations
 
 import math
-import random
-from typing import Callable, Optional, Sequence
+from typing import Sequence
 
 from alignkit.conditions.schema import Estimate
-
-
-def bootstrap_ci(values: Sequence[float], stat: Callable[[Sequence[float]], float] | None = None,
-                 n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[Optional[float], Optional[float]]:
-    """Percentile bootstrap CI of ``stat`` (default: mean) over ``values``; (None, None) when empty."""
-    vals = list(values)
-    if not vals:
-        return None, None
-    stat = stat or (lambda v: sum(v) / len(v))
-    if len(vals) == 1:
-        v = float(stat(vals))
-        return v, v
-    rng = random.Random(seed)
-    n = len(vals)
-    boots = sorted(stat([vals[rng.randrange(n)] for _ in range(n)]) for _ in range(n_boot))
-    a = (1 - level) / 2
-    lo = boots[int(math.floor(a * (n_boot - 1)))]
-    hi = boots[int(math.ceil((1 - a) * (n_boot - 1)))]
-    return float(lo), float(hi)
+from alignkit.stats import bootstrap_ci  # noqa: F401  (re-exported: the one definition)
 
 
 def mean_estimate(values: Sequence[float], n_boot: int = 1000, seed: int = 0) -> Estimate:

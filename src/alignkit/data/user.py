@@ -122,7 +122,7 @@ def _resolve_columns(columns: dict | None, schema: str | None, present: list[str
     for field in ("question", "answer"):
         if field not in mapping:
             raise AlignkitError(f"{where}: no column for {field!r} (columns: {', '.join(present) or 'none'}); "
-                                f"pass columns={{'{field}': 'COLUMN'}}")
+                                f"name it with --{field}-column COLUMN (Python: columns={{'{field}': 'COLUMN'}})")
     missing = [f"{c!r} (for {f})" for f, c in mapping.items() if c not in present]
     if missing:
         raise AlignkitError(f"{where}: missing column(s) {', '.join(missing)}; "
@@ -207,6 +207,6 @@ def load_user(path_or_hub_id: str | Path, columns: dict[str, str] | None = None,
         out.append(HarmfulQA(id=stable_id("user", *key), source=source, question=q, answer=a, category=cat,
                              harm_score=score))
     if not out:
-        raise AlignkitError(f"{where}: no rows left" + (" (every row has is_safe true; pass harmful_only=False "
-                                                        "to keep them)" if "is_safe" in mapping else ""))
+        raise AlignkitError(f"{where}: no rows left" + (" (every row has is_safe true: nothing harmful to train "
+                                                        "on; give unsafe rows)" if "is_safe" in mapping else ""))
     return out
