@@ -111,7 +111,7 @@ def main() -> None:
             if isinstance(r, dict):
                 print(f"{m:7s} {which:8s} {r['s_per_cte']:8.4f} s/CTE wall {r['cpu_s_per_cte']:8.4f} CPU  "
                       f"(median {r['median']:.4f}, p90 {r['p90']:.4f}, length {r['mean_len']:.2f}, "
-                      f"same next state {r['share_same_next_state']:.2f}, starts>=70 {r['share_start_ge_70']:.2f})")
+                      f"first step reaches the original next state {r['share_same_next_state']:.2f}, starts>=70 {r['share_start_ge_70']:.2f})")
         if "speedup_wall" in row:
             print(f"{m:7s} baseline/current: wall {row['speedup_wall']}x, CPU {row['speedup_cpu']}x")
     print(f"load average (1 min): {out['loadavg_1min_start']} at start, {out['loadavg_1min_end']} at end, "

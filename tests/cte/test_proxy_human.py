@@ -68,3 +68,12 @@ def test_learning_curves_rank_an_informative_generator_first():
     # the start state alone tells the level but nothing about the difference
     assert get[("start-only", "diff", "all")]["pearson"]["mean"] < 0.2
     assert get[("start-only", "level+diff", "all")]["pearson"]["mean"] > 0.5
+
+
+def test_learning_curves_same_in_parallel():
+    from alignkit.cte.proxy_human import learning_curves
+
+    rng = np.random.default_rng(1)
+    data = {g: (rng.normal(size=(40, 92)), rng.normal(size=(40, 2))) for g in ("a", "b")}
+    kw = dict(seeds=[0, 1], n_trains=(5, "all"), models=("linear",))
+    assert learning_curves(data, workers=2, **kw) == learning_curves(data, workers=1, **kw)

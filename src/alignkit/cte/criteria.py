@@ -1,4 +1,4 @@
-"""The six quality criteria of a CTE (methods.md section 4), min-max normalisation and the weighted sum.
+"""The six quality criteria of a CTE, min-max normalisation and the weighted sum.
 
 For an original segment o and a counterfactual c starting from the same state s_t, both of length L
 (R = learned reward of a state, pi = the agent's policy, mean R over the states s_t..s_{t+L}, the shared

@@ -1,4 +1,4 @@
-"""The Emergency gridworld (methods.md section 4) with the original code's dynamics, as a plain-numpy
+"""The Emergency gridworld with the original code's dynamics, as a plain-numpy
 Gymnasium environment (env id ``emergency-v2``, the only one; see :data:`ENVS`).
 
 Layout: an 8x8 grid whose border cells are walls (a 6x6 interior). Each episode places 7 citizens,

@@ -1,4 +1,4 @@
-"""MCTO: Monte-Carlo Trajectory Optimisation, the paper's generator (methods.md section 4).
+"""MCTO: Monte-Carlo Trajectory Optimisation, the paper's generator.
 
 For one original trajectory:
 

@@ -290,7 +290,7 @@ def load_ctes(run_dir: str | Path, method: str) -> list[dict]:
 
 
 def evaluate_run(run_dir: str | Path, seeds: int = 3, methods: list[str] | None = None, epochs: int = 150,
-                 models=("mlp", "linear"), n_trains=None, progress=None) -> dict:
+                 models=("mlp", "linear"), n_trains=None, progress=None, workers: int | None = None) -> dict:
     """Proxy-human learning curves on the CTEs in ``run_dir`` (see :mod:`alignkit.cte.proxy_human`)."""
     from alignkit.cte.proxy_human import N_TRAIN, learning_curves
 
@@ -316,8 +316,12 @@ def evaluate_run(run_dir: str | Path, seeds: int = 3, methods: list[str] | None 
         secs[m] = float(np.mean([r["seconds"] for r in rows]))
         cpu[m] = float(np.mean([r.get("cpu_seconds", r["seconds"]) for r in rows]))
     t0 = time.perf_counter()
+    import os
+
+    if workers is None:  # seeds in parallel processes (same numbers); not worth the start-up for small runs
+        workers = min(2, os.cpu_count() or 1) if max(len(x) for x, _ in data.values()) >= 200 else 1
     curves = learning_curves(data, seeds=list(range(seeds)), n_trains=n_trains or N_TRAIN, models=models,
-                             epochs=epochs, progress=progress)
+                             epochs=epochs, progress=progress, workers=workers)
     return {"methods": methods, "seeds": seeds, "curves": curves, "quality": quality, "seconds_per_cte": secs,
             "cpu_seconds_per_cte": cpu, "eval_seconds": round(time.perf_counter() - t0, 1)}
 
@@ -399,8 +403,9 @@ def plot_curves(res: dict, path: str | Path, model: str = "mlp") -> Path:
                     continue
                 xs = [r["n"] for r in rs]
                 m = [r[key]["mean"] for r in rs]
-                ax.plot(xs, m, "o-" if g != "start-only" else "k--", label=g)
-                ax.fill_between(xs, [r[key]["lo"] for r in rs], [r[key]["hi"] for r in rs], alpha=0.2)
+                line, = ax.plot(xs, m, "o-" if g != "start-only" else "k--", label=g)
+                ax.fill_between(xs, [r[key]["lo"] for r in rs], [r[key]["hi"] for r in rs], alpha=0.15,
+                                color=line.get_color())
             ax.set_xscale("log")
             ax.set_title(f"target {target}: {'Pearson' if key == 'pearson' else 'sign accuracy'}", fontsize=10)
             ax.grid(alpha=0.3)
