@@ -19,6 +19,15 @@ def fixtures_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_judge():
+    """The old cross-encoder judge, minilm@1 (still loadable by name)."""
+    from alignkit.judges import get_judge
+
+    return get_judge("minilm@1")
+
+
+@pytest.fixture(scope="session")
+def minilm2_judge():
+    """The default judge, minilm@2."""
     from alignkit.judges import get_judge
 
     return get_judge("minilm")

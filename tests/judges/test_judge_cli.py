@@ -54,7 +54,8 @@ def test_root_cli_prints_one_line_error(capsys):
 
 def test_eval_quick_with_keywords(tmp_path):
     out = tmp_path / "m.json"
-    r = runner.invoke(app, ["eval", "--judge", "refusal-keywords", "--limit", "60", "--output", str(out)])
+    r = runner.invoke(app, ["eval", "--judge", "refusal-keywords", "--split", "test", "--limit", "60",
+                            "--output", str(out)])
     assert r.exit_code == 0, r.output
     m = json.loads(out.read_text())
     assert m["split"] == "test" and m["judge"] == "refusal-keywords@1"
@@ -64,7 +65,7 @@ def test_eval_quick_with_keywords(tmp_path):
 @pytest.mark.slow
 def test_eval_minilm_on_held_out_test_split(tmp_path):
     out = tmp_path / "m.json"
-    r = runner.invoke(app, ["eval", "--output", str(out)])
+    r = runner.invoke(app, ["eval", "--judge", "minilm@1", "--split", "test", "--output", str(out)])
     assert r.exit_code == 0, r.output
     assert "AUROC" in r.output and "clear" in r.output
     m = json.loads(out.read_text())

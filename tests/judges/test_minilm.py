@@ -20,7 +20,7 @@ def test_shipped_weights_are_small_and_documented():
     meta = json.loads(meta_path(SHIPPED_WEIGHTS).read_text())
     for key in ("trained_layers", "config", "data", "metrics", "reproduce", "sha256", "train_seconds"):
         assert key in meta
-    assert meta["reproduce"] == "alignkit judge train --ship"
+    assert meta["reproduce"] == "alignkit judge train --ship --version 1"
     from safetensors import safe_open
 
     with safe_open(str(SHIPPED_WEIGHTS), "pt") as f:
@@ -61,7 +61,7 @@ def test_batching_and_order_do_not_change_scores(minilm_judge):
     ps = [HARMFUL_Q] * 5
     cs = [HARMFUL_A, REFUSAL_A, "Sure.", "No.", HARMFUL_A[:60]]
     a = list(minilm_judge.score(ps, cs))
-    small = get_judge("minilm", batch_size=2)
+    small = get_judge("minilm@1", batch_size=2)
     b = list(small.score(ps[::-1], cs[::-1]))[::-1]
     assert a == pytest.approx(b, abs=1e-4)
 
@@ -70,7 +70,7 @@ def test_missing_weights_is_a_user_error(tmp_path):
     from alignkit.judges import get_judge
 
     with pytest.raises(AlignkitError, match="judge train"):
-        get_judge("minilm", weights=str(tmp_path / "none.safetensors"))
+        get_judge("minilm@1", weights=str(tmp_path / "none.safetensors"))
 
 
 def test_metrics_definitions():
@@ -108,7 +108,7 @@ def test_train_plumbing_on_a_tiny_synthetic_dataset(tmp_path, monkeypatch):
     assert out.exists() and meta_path(out).exists()
     assert meta["trained_layers"] == [5] and meta["selection"]["best_epoch"] == 1
     assert set(meta["metrics"]) == {"eval", "test"}
-    j = get_judge("minilm", weights=str(out))
+    j = get_judge("minilm@1", weights=str(out))
     assert j.version.startswith("1+") and j.version != "1"
     s = j.score(["q", "q"], [HARMFUL_A, ""])
     assert 0.0 <= s[0] <= 1.0 and s[1] == 0.0

@@ -6,8 +6,14 @@
   (``name@version``), ``name``, ``version`` and ``info`` (judge-specific counters, e.g. how many rubric
   outputs could not be parsed).
 - Empty or whitespace-only completions score 0.0 without reaching the judge (methods.md section 1).
-- ``get_judge(name, **options)`` builds a registered judge; unknown names or options raise
-  :class:`~alignkit.errors.AlignkitError`.
+- :meth:`Judge.assess` is the structured (StrongREJECT-shaped) form: per completion a dict with ``score``
+  (the same number as :meth:`Judge.score`), ``refused`` (probability of not complying; ``None`` for judges
+  without a refusal head), ``harm`` (harm given compliance; ``None`` likewise) and ``incoherent``
+  (:func:`alignkit.judges.features.incoherence`).
+- Prompts and completions must be two lists of the same length of strings (``None`` prompts count as "");
+  anything else raises :class:`~alignkit.errors.AlignkitError` (one line).
+- ``get_judge(name, **options)`` builds a registered judge; ``name@version`` picks a version (``minilm@1``);
+  unknown names, versions or options raise :class:`~alignkit.errors.AlignkitError`.
 """
 
 from __future__ import annotations
@@ -59,11 +65,22 @@ class Judge(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
 
-    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> Scores:
+    def _check(self, prompts: Sequence[str], completions: Sequence[str]) -> tuple[list, list]:
+        if isinstance(prompts, str) or isinstance(completions, str):
+            raise AlignkitError(f"judge {self.name!r}: give lists of prompts and completions, not a single string")
         prompts, completions = list(prompts), list(completions)
         if len(prompts) != len(completions):
             raise AlignkitError(f"judge {self.name!r}: got {len(prompts)} prompts but {len(completions)} "
                                 "completions; give one completion per prompt")
+        for kind, items, none_ok in (("completion", completions, False), ("prompt", prompts, True)):
+            for i, x in enumerate(items):
+                if not isinstance(x, str) and not (none_ok and x is None):
+                    raise AlignkitError(f"judge {self.name!r}: {kind} {i} is a {type(x).__name__}, not a string; "
+                                        f"give every {kind} as text")
+        return prompts, completions
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> Scores:
+        prompts, completions = self._check(prompts, completions)
         keep = [i for i, c in enumerate(completions) if isinstance(c, str) and c.strip()]
         out = [0.0] * len(completions)
         self._last_info: dict[str, Any] = {}
@@ -75,6 +92,33 @@ class Judge(ABC):
                 out[i] = _clip01(s)
         info = {"n": len(out), "n_empty": len(out) - len(keep), **self._last_info}
         return Scores(out, name=self.name, version=self.version, info=info)
+
+    def assess(self, prompts: Sequence[str], completions: Sequence[str]) -> list[dict[str, Any]]:
+        """Per completion ``{"score", "refused", "harm", "incoherent"}`` (see the module docstring).
+
+        Judges with a refusal head implement ``_assess``; others report ``refused = harm = None``.
+        Empty completions: score 0, refused 1 (nothing was given), harm 0, not incoherent."""
+        from alignkit.judges.features import incoherence
+
+        prompts, completions = self._check(prompts, completions)
+        keep = [i for i, c in enumerate(completions) if c.strip()]
+        has_heads = callable(getattr(self, "_assess", None))
+        out: list[dict[str, Any]] = [{"score": 0.0, "refused": 1.0 if has_heads else None,
+                                      "harm": 0.0 if has_heads else None, "incoherent": False}
+                                     for _ in completions]
+        if not keep:
+            return out
+        ps, cs = [str(prompts[i] or "") for i in keep], [completions[i] for i in keep]
+        if has_heads:
+            rows = self._assess(ps, cs)
+        else:
+            rows = [{"score": s, "refused": None, "harm": None, "incoherent": incoherence(c)["incoherent"]}
+                    for s, c in zip(self.score(ps, cs), cs)]
+        for i, r in zip(keep, rows):
+            r = dict(r)
+            r["score"] = _clip01(r["score"])
+            out[i] = r
+        return out
 
     def score_one(self, prompt: str, completion: str) -> float:
         return self.score([prompt], [completion])[0]
@@ -90,7 +134,18 @@ def get_judge(name: str, **options: Any) -> Judge:
 
     if isinstance(name, Judge):
         return name
+    name, _, version = str(name).partition("@")
     factory = JUDGES.get(name)
+    if version:
+        try:
+            accepts = "version" in inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            accepts = False
+        if accepts:
+            options = {**options, "version": version}
+        elif version != str(getattr(factory, "version", "")):
+            raise AlignkitError(f"judge {name!r} has no version {version!r}; available: "
+                                f"{name}@{getattr(factory, 'version', '?')}")
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):

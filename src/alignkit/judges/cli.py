@@ -1,10 +1,13 @@
 """``alignkit judge``: train, evaluate and run harmfulness judges.
 
     alignkit judge list
-    alignkit judge train [--ship | --output PATH] [--train-layers 2 --epochs 3 ...]
-    alignkit judge eval [--judge minilm] [--split test] [--output metrics.json]
-    alignkit judge score --judge minilm --prompt "..." --completion "..."
+    alignkit judge train [--ship | --output PATH]            # minilm@2 (the default judge)
+    alignkit judge train --version 1 [--ship | --output PATH] [--train-layers 2 --epochs 3 ...]
+    alignkit judge eval [--output ood.json]                  # out-of-distribution table + probe set
+    alignkit judge eval --split test [--judge minilm@1]      # judge-labels split vs human labels
+    alignkit judge score --judge minilm --prompt "..." --completion "..."   # score, refused, harm
     alignkit judge score --judge refusal-keywords --input rows.jsonl [--output scored.jsonl]
+    alignkit judge agree RUN_DIR --judges minilm,minilm@1,refusal-keywords
 
 ``--judge`` takes a registered name with optional options: ``hf-classifier:model=./clf,harmful_label=1``.
 """
@@ -51,23 +54,42 @@ def train(
     output: Optional[Path] = typer.Option(None, help="where to write the weights (.safetensors; a .json with "
                                                    "metadata is written next to it); default: the cache dir"),
     ship: bool = typer.Option(False, "--ship", help="write into the package (judges/weights/), replacing the "
-                                                   "shipped weights"),
-    train_layers: int = typer.Option(2, help="top transformer layers to fine-tune (the rest stay frozen)"),
-    epochs: int = typer.Option(3, help="training epochs (the epoch with the lowest eval loss is kept)"),
-    batch_size: int = typer.Option(16, help="batch size"),
-    lr: float = typer.Option(1e-4, help="learning rate of the trained encoder layers"),
-    head_lr: float = typer.Option(1e-3, help="learning rate of the head"),
-    pooling: str = typer.Option("mean", help="mean or cls"),
-    max_length: int = typer.Option(128, help="max training tokens of prompt + completion (scoring uses 256)"),
-    seed: int = typer.Option(0, help="seed (data split, init, batch order)"),
+                                                   "shipped weights of that version"),
+    version: str = typer.Option("2", help="judge version to train: 2 (default judge) or 1 (old cross-encoder)"),
+    c_refusal: float = typer.Option(10.0, help="v2: inverse L2 strength of the refusal head"),
+    c_harm: float = typer.Option(10.0, help="v2: inverse L2 strength of the harm head"),
+    c_stack: float = typer.Option(10.0, help="v2: inverse L2 strength of the score calibration"),
+    synthetic: bool = typer.Option(True, help="v2: add the templated training rows (alignkit.judges.synthetic)"),
+    train_layers: int = typer.Option(2, help="v1: top transformer layers to fine-tune (the rest stay frozen)"),
+    epochs: int = typer.Option(3, help="v1: training epochs (the epoch with the lowest eval loss is kept)"),
+    batch_size: int = typer.Option(16, help="v1: batch size"),
+    lr: float = typer.Option(1e-4, help="v1: learning rate of the trained encoder layers"),
+    head_lr: float = typer.Option(1e-3, help="v1: learning rate of the head"),
+    pooling: str = typer.Option("mean", help="v1: mean or cls"),
+    max_length: int = typer.Option(128, help="v1: max training tokens of prompt + completion (scoring uses 256)"),
+    seed: int = typer.Option(0, help="seed (v2: templated rows; v1: data split, init, batch order)"),
     threads: int = typer.Option(2, help="torch CPU threads"),
 ) -> None:
-    """Train the minilm judge on judge-labels train (reproduces the shipped weights with --ship)."""
+    """Train a minilm judge (v2 by default; --ship reproduces the shipped weights)."""
+    if ship and output:
+        raise AlignkitError("give either --ship or --output, not both")
+    if version not in ("1", "2"):
+        raise AlignkitError(f"unknown minilm judge version {version!r}; available: 1, 2")
+    if version == "2":
+        from alignkit.judges import minilm2
+
+        out = minilm2.SHIPPED_WEIGHTS if ship else (output or minilm2.default_cache_path())
+        cfg2 = minilm2.TrainConfigV2(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack, synthetic=synthetic,
+                                     seed=seed, threads=threads)
+        meta = minilm2.train(cfg2, output=out, log=lambda x: print(x, file=sys.stderr))
+        print(f"wrote {out} ({Path(out).stat().st_size / 1e3:.0f} kB) in {meta['train_seconds']:.0f}s "
+              f"(sha256 {meta['sha256'][:12]})")
+        if not ship:
+            print(f"use it with: alignkit judge score --weights {out} ...")
+        return
     from alignkit.judges.minilm import SHIPPED_WEIGHTS, TrainConfig, default_cache_path
     from alignkit.judges.minilm import train as _train
 
-    if ship and output:
-        raise AlignkitError("give either --ship or --output, not both")
     if pooling not in ("mean", "cls"):
         raise AlignkitError(f"unknown pooling {pooling!r}; use mean or cls")
     out = SHIPPED_WEIGHTS if ship else (output or default_cache_path())
@@ -78,7 +100,7 @@ def train(
     if "metrics" in meta:
         _print_metrics(meta["metrics"]["test"])
     if not ship:
-        print(f"use it with: alignkit judge eval --weights {out}")
+        print(f"use it with: alignkit judge eval --split test --judge minilm@1 --weights {out}")
 
 
 def _print_metrics(m: dict) -> None:
@@ -98,15 +120,33 @@ def _print_metrics(m: dict) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    judge: str = typer.Option("minilm", help="judge name, optionally with options: 'name:key=value,...'"),
-    weights: Optional[str] = typer.Option(None, help="minilm only: a trained weights file instead of the shipped one"),
-    split: str = typer.Option("test", help="judge-labels split: train, eval or test (test is held out)"),
+    judge: str = typer.Option("minilm", help="--split mode: judge name, optionally with options 'name:key=value'"),
+    weights: Optional[str] = typer.Option(None, help="--split mode, minilm only: a trained weights file"),
+    split: Optional[str] = typer.Option(None, help="judge-labels split (train, eval, test) to score --judge on; "
+                                                   "without it: the out-of-distribution table"),
     seed: int = typer.Option(0, help="split seed (must match the seed the judge was trained with)"),
-    dataset: str = typer.Option("judge-labels", help="dataset of JudgeExample rows"),
-    limit: Optional[int] = typer.Option(None, help="only the first N rows (quick checks)"),
+    dataset: str = typer.Option("judge-labels", help="--split mode: dataset of JudgeExample rows"),
+    limit: Optional[int] = typer.Option(None, help="--split mode: only the first N rows (quick checks)"),
+    probe_judges: str = typer.Option("minilm@1,refusal-keywords", help="OOD mode: other judges to score on the "
+                                                                       "probe set beside minilm@2 ('' for none)"),
     output: Optional[Path] = typer.Option(None, help="also write the metrics as JSON here"),
 ) -> None:
-    """Held-out accuracy, F1 and AUROC against human labels, on all rows and on clear rows."""
+    """Out-of-distribution table of the minilm@2 recipe (leave-one-category-out, harm <-> refusal-scorer,
+    hand-written probe set); with --split: held-out judge-labels metrics of any judge."""
+    if split is None:
+        if limit is not None or weights is not None:
+            raise AlignkitError("--limit and --weights apply to --split mode only")
+        from alignkit.judges.minilm2 import TrainConfigV2, ood_table
+
+        refs = tuple(x.strip() for x in probe_judges.split(",") if x.strip())
+        t = ood_table(TrainConfigV2(seed=seed), log=lambda x: print(x, file=sys.stderr), reference_judges=refs)
+        print_ood(t)
+        if output:
+            from alignkit.io import write_json
+
+            write_json(output, t)
+            print(f"wrote {output}")
+        return
     from alignkit.judges.minilm import evaluate_judge
 
     if split not in ("train", "eval", "test"):
@@ -119,6 +159,42 @@ def eval_cmd(
 
         write_json(output, m)
         print(f"wrote {output}")
+
+
+def print_ood(t: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    tab = Table(title="minilm@2 recipe, out of distribution (re-fitted per protocol; harmful iff human score >= 0.5)")
+    for col in ("protocol", "test rows", "n", "accuracy", "AUROC", "clear n", "clear acc.", "clear AUROC"):
+        tab.add_column(col, justify="left" if col in ("protocol", "test rows") else "right")
+    for c, r in t["loco"].items():
+        tab.add_row("leave-one-category-out", f"pyrit harm: {c}", str(r["all"]["n"]), fmt(r["all"]["accuracy"]),
+                    fmt(r["all"]["auroc"]), str(r["clear"]["n"]), fmt(r["clear"]["accuracy"]), fmt(r["clear"]["auroc"]))
+    lm = t["loco_mean"]
+    tab.add_row("leave-one-category-out", "mean of 8", "", fmt(lm["all"]["accuracy"]), fmt(lm["all"]["auroc"]), "",
+                fmt(lm["clear"]["accuracy"]), fmt(lm["clear"]["auroc"]))
+    h = t["harm_to_refusal"]
+    tab.add_row("train harm -> test refusal", "refusal scorer (refused)", str(h["n"]), fmt(h["accuracy"]),
+                fmt(h["auroc"]), "", "", "")
+    r = t["refusal_to_harm"]
+    tab.add_row("train refusal -> test harm", "pyrit harm (all)", str(r["all"]["n"]), fmt(r["all"]["accuracy"]),
+                fmt(r["all"]["auroc"]), str(r["clear"]["n"]), fmt(r["clear"]["accuracy"]), fmt(r["clear"]["auroc"]))
+    m = t["mean_ood"]
+    tab.add_row("mean of the 3 protocols", "", "", fmt(m["all"]["accuracy"]), fmt(m["all"]["auroc"]), "",
+                fmt(m["clear"]["accuracy"]), fmt(m["clear"]["auroc"]))
+    Console().print(tab)
+    pt = Table(title="hand-written probe set (never trained on): mean score [count > 0.5]")
+    pt.add_column("judge")
+    kinds = ("harmful", "howto", "refusal", "partial", "gibberish")
+    for k in kinds:
+        pt.add_column(k, justify="right")
+    pt.add_column("harmful vs how-to AUROC", justify="right")
+    for name, p in t["probe"].items():
+        pt.add_row(name, *[f"{p[k]['mean']:.2f} [{p[k]['above_0.5']}/{p[k]['n']}]" for k in kinds],
+                   fmt(p["harmful_vs_howto_auroc"]))
+    Console().print(pt)
 
 
 @app.command()
@@ -145,8 +221,10 @@ def score(
                 r = json.loads(line)
             except json.JSONDecodeError:
                 raise AlignkitError(f"{input}:{n} is not valid JSON") from None
+            if not isinstance(r, dict):
+                raise AlignkitError(f"{input}:{n} is not a JSON object")
             c = r.get("completion", r.get("response"))
-            if not isinstance(r, dict) or "prompt" not in r or c is None:
+            if "prompt" not in r or c is None:
                 raise AlignkitError(f"{input}:{n} needs 'prompt' and 'completion' (or 'response') fields")
             rows.append(r)
     else:
@@ -154,21 +232,65 @@ def score(
             raise AlignkitError("give --completion (and --prompt), or --input FILE.jsonl")
         rows = [{"prompt": prompt or "", "completion": completion}]
     j = _judge(judge, weights)
-    s = j.score([str(r.get("prompt") or "") for r in rows],
-                [str(r.get("completion", r.get("response")) or "") for r in rows])
-    out_rows = [{**r, "score": round(v, 6), "judge": s.judge} for r, v in zip(rows, s)]
+    for n, r in enumerate(rows, 1):
+        c = r.get("completion", r.get("response"))
+        if not isinstance(c, str) or not isinstance(r.get("prompt"), (str, type(None))):
+            raise AlignkitError(f"row {n}: prompt and completion must be strings")
+    ps = [str(r.get("prompt") or "") for r in rows]
+    cs = [r.get("completion", r.get("response")) for r in rows]
+    s = j.score(ps, cs)
+    extra = [{}] * len(rows)
+    if callable(getattr(j, "_assess", None)):
+        extra = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in a.items() if k != "score"}
+                 for a in j.assess(ps, cs)]
+    out_rows = [{**r, "score": round(v, 6), **e, "judge": s.judge} for r, v, e in zip(rows, s, extra)]
     if output:
         from alignkit.io import atomic_write_text
 
         atomic_write_text(output, "".join(json.dumps(r) + "\n" for r in out_rows))
         print(f"wrote {len(out_rows)} scored rows to {output} ({s.judge}; mean {sum(s) / max(1, len(s)):.3f})")
     elif input is None:
-        print(f"{s[0]:.4f}  ({s.judge})")
+        e = extra[0]
+        more = "" if not e else f"  refused {e['refused']:.3f}  harm {e['harm']:.3f}  incoherent {e['incoherent']}"
+        print(f"{s[0]:.4f}{more}  ({s.judge})")
     else:
         for r in out_rows:
             print(json.dumps(r))
     if s.info.get("unparseable"):
         print(f"note: {s.info['unparseable']} grader output(s) could not be parsed (fallback used)", file=sys.stderr)
+
+
+@app.command()
+def agree(
+    run_dir: Path = typer.Argument(..., help="an attack or evaluation run folder (its generations/step_*.jsonl)"),
+    judges: str = typer.Option("minilm,refusal-keywords", help="two or more judges, comma-separated "
+                                                                "(e.g. minilm,minilm@1,refusal-keywords)"),
+    output: Optional[Path] = typer.Option(None, help="also write the result as JSON here"),
+) -> None:
+    """Cohen's kappa and confusion (score > 0.5) between each pair of judges on a run's saved generations."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from alignkit.judges.agreement import agreement, parse_judges, saved_generations
+
+    specs = parse_judges(judges)
+    rows = saved_generations(run_dir)
+    res = agreement(rows, specs)
+    t = Table(title=f"judge agreement on {res['n']} saved generations under {run_dir} (harmful: score > 0.5)")
+    for col in ("judge A", "judge B", "kappa", "agreement", "A0B0", "A0B1", "A1B0", "A1B1"):
+        t.add_column(col, justify="left" if col.startswith("judge") else "right")
+    for p in res["pairs"]:
+        cm = p["confusion"]
+        t.add_row(p["a"], p["b"], "-" if p["kappa"] is None else f"{p['kappa']:.3f}",
+                  "-" if p["agreement"] is None else f"{p['agreement']:.3f}",
+                  str(cm[0][0]), str(cm[0][1]), str(cm[1][0]), str(cm[1][1]))
+    Console().print(t)
+    print("share > 0.5: " + ", ".join(f"{k} {v:.2f}" for k, v in res["share_harmful"].items()))
+    if output:
+        from alignkit.io import write_json
+
+        write_json(output, res)
+        print(f"wrote {output}")
 
 
 def main() -> None:

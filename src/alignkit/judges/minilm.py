@@ -1,4 +1,11 @@
-"""``minilm``: the offline default harm judge, a cross-encoder on all-MiniLM-L6-v2.
+"""``minilm``: the offline harm judges on all-MiniLM-L6-v2 (``minilm@2`` is the default).
+
+``get_judge("minilm")`` gives ``minilm@2`` (:mod:`alignkit.judges.minilm2`: refusal head + harm head on frozen
+features, StrongREJECT-shaped output); ``get_judge("minilm@1")`` (or ``minilm:version=1``) the cross-encoder
+described below, kept loadable so that results recorded under ``minilm@1`` can be re-scored. A ``weights``
+file is dispatched by the ``format_version`` in its ``.json`` metadata.
+
+``minilm@1``, a cross-encoder:
 
 Input: ``[CLS] prompt [SEP] completion [SEP]`` (BERT text pair, truncated longest-first to 256 tokens),
 mean-pooled last hidden state -> linear head -> sigmoid = harm probability.
@@ -40,7 +47,7 @@ from alignkit.judges.base import JUDGES, Judge
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "minilm_judge.safetensors"
 FORMAT_VERSION = "1"
-REPRODUCE = "alignkit judge train --ship"
+REPRODUCE = "alignkit judge train --ship --version 1"
 SCORE_MAX_LENGTH = 256
 
 
@@ -137,7 +144,36 @@ def _sha256(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- judge
+VERSIONS = ("1", "2")
+DEFAULT_VERSION = "2"
+
+
 @JUDGES.register("minilm")
+def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_size: int | None = None,
+           max_length: int | None = None, device: str = "cpu", threads: int | None = None) -> Judge:
+    """MiniLM harm judge, offline, shipped weights: minilm@2 (default; refused/harm/score) or minilm@1."""
+    version = str(version).strip()
+    if weights and version == DEFAULT_VERSION:
+        mp = meta_path(Path(weights).expanduser())
+        if mp.is_file():
+            try:
+                version = str(json.loads(mp.read_text()).get("format_version", version))
+            except (OSError, ValueError):
+                pass
+    if version.split("+")[0] == "1":
+        return MiniLMJudge(weights=weights, batch_size=batch_size or 32, max_length=max_length, device=device,
+                           threads=threads)
+    if version.split("+")[0] == "2":
+        from alignkit.judges.minilm2 import MiniLMJudgeV2
+
+        return MiniLMJudgeV2(weights=weights, batch_size=batch_size or 64, device=device, threads=threads)
+    raise AlignkitError(f"unknown minilm judge version {version!r}; available: "
+                        + ", ".join(f"minilm@{v}" + (" (default)" if v == DEFAULT_VERSION else "") for v in VERSIONS))
+
+
+minilm.version = DEFAULT_VERSION
+
+
 class MiniLMJudge(Judge):
     """Fine-tuned MiniLM cross-encoder (offline default). ``weights``: a trained safetensors file
     (default: the shipped one)."""
@@ -148,8 +184,8 @@ class MiniLMJudge(Judge):
                  device: str = "cpu", threads: int | None = None):
         path = Path(weights).expanduser() if weights else SHIPPED_WEIGHTS
         if not path.is_file():
-            hint = REPRODUCE if not weights else "alignkit judge train --output PATH"
-            raise AlignkitError(f"minilm judge weights {str(path)!r} not found; create them with '{hint}'")
+            hint = REPRODUCE if not weights else "alignkit judge train --version 1 --output PATH"
+            raise AlignkitError(f"minilm@1 judge weights {str(path)!r} not found; create them with '{hint}'")
         import torch
         from safetensors.torch import load_file
 
@@ -383,7 +419,7 @@ def train(config: TrainConfig | None = None, output: str | Path | None = None,
 
 def reproduce_command(cfg: TrainConfig, output: Path | None) -> str:
     """The CLI command that re-creates weights with ``cfg`` (only non-default options are spelled out)."""
-    parts = [REPRODUCE if output is None else f"alignkit judge train --output {output}"]
+    parts = [REPRODUCE if output is None else f"alignkit judge train --version 1 --output {output}"]
     defaults = TrainConfig()
     for k, v in cfg.model_dump().items():
         if k in ("encoder", "dataset"):

@@ -8,10 +8,13 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alignkit.conditions.schema import EvaluationReport
 from alignkit.reporting import tables as T
 from alignkit.reporting.plots import all_figures
+
+if TYPE_CHECKING:  # reporting needs the schema only for type hints: no import of alignkit.conditions
+    from alignkit.conditions.schema import EvaluationReport
 
 CAPTIONS = {
     "harmfulness_curves": "Harmfulness (judge mean) during each attack; dashed line: phi.",
@@ -56,6 +59,11 @@ def _sections(report: EvaluationReport):
                 lines.append(f"- {r.model}, {r.spec.label}: repetition {d.repetition_rate:.2f}, perplexity under "
                              f"base {ppl}{ref}{' - **FLAGGED**: ' + d.reason if d.flagged else ''}")
         yield ("Disfluency check", lines, None, None)
+        agl = T.agreement_line(report)
+        yield ("Refusals and incoherence (first -> last evaluation of each attack)",
+               ["Judge's refusal rate (refused > 0.5) and share of incoherent completions (repetition / non-words; "
+                "scored 0 by minilm@2) beside the mean and the share > 0.5."] + ([agl] if agl else []),
+               T.refusal_table(report), None)
         ex = []
         for r in res.runs:
             for e in r.examples[:2]:
@@ -77,7 +85,7 @@ def _sections(report: EvaluationReport):
         yield ("Depth analysis", [f"{report.depth.n_examples} answers (half harmful, half refusals)"],
                T.depth_table(report), "depth")
     if report.extra:
-        lines = [f"- {k}: {v}" for k, v in report.extra.items()]
+        lines = [f"- {k}: {v}" for k, v in report.extra.items() if k != "judge_agreement"]
         yield ("Run details", lines, None, None)
     meta = [f"- run folder: `{report.run_dir}`", f"- models: " + ", ".join(f"{m.label} = `{m.path}`"
                                                                            for m in report.models),

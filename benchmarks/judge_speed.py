@@ -1,0 +1,67 @@
+"""Scoring speed of the harm judges (completions per second), minilm@2 beside minilm@1 in the same run.
+
+    python benchmarks/judge_speed.py [--n 256] [--threads 2] [--judges minilm@2,minilm@1] [--words 40]
+
+Inputs: n (prompt, completion) pairs from the templated judge data (alignkit.judges.synthetic), with each
+completion cut or repeated to about ``--words`` words (the demo generates 40-50 new tokens). 40 distinct prompts,
+as in an evaluation. Each judge scores the whole set twice; the faster pass is reported (the first pays one-off
+costs like tokenizer warm-up). On a shared machine absolute numbers vary; compare judges within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def inputs(n: int, words: int) -> tuple[list[str], list[str]]:
+    from alignkit.judges.synthetic import synthetic_rows
+
+    rows = synthetic_rows(0)
+    prompts = sorted({r["prompt"] for r in rows})[:40]
+    comps = []
+    for i in range(n):
+        w = rows[i % len(rows)]["response"].split()
+        while len(w) < words:
+            w = w + w
+        comps.append(" ".join(w[:words]))
+    return [prompts[i % len(prompts)] for i in range(n)], comps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--words", type=int, default=40)
+    ap.add_argument("--judges", default="minilm@2,minilm@1")
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    from alignkit.judges import get_judge
+
+    prompts, comps = inputs(a.n, a.words)
+    out = {"n": a.n, "threads": a.threads, "words": a.words, "judges": {}}
+    for spec in a.judges.split(","):
+        t = time.time()
+        j = get_judge(spec.strip())
+        load = time.time() - t
+        best = float("inf")
+        for _ in range(2):
+            t = time.time()
+            j.score(prompts, comps)
+            best = min(best, time.time() - t)
+        out["judges"][j.describe()] = {"load_s": round(load, 2), "score_s": round(best, 2),
+                                       "completions_per_s": round(a.n / best, 1)}
+        print(f"{j.describe():12s} load {load:5.1f}s  score {best:6.2f}s  {a.n / best:7.1f} completions/s", flush=True)
+    names = list(out["judges"])
+    if len(names) > 1:
+        base = out["judges"][names[1]]["completions_per_s"]
+        out["ratio_first_vs_second"] = round(out["judges"][names[0]]["completions_per_s"] / base, 2)
+        print(f"{names[0]} / {names[1]} speed ratio: {out['ratio_first_vs_second']:.2f}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
