@@ -762,6 +762,9 @@ def _evaluate(config: EvaluateConfig, *, progress: Any = None, log: Callable[[st
     report = EvaluationReport(config=json.loads(config.model_dump_json()), provenance=json.loads(prov.model_dump_json()),
                               judge=judge, models=models, phi=ctx.phi, run_dir=str(ctx.run_dir),
                               timings=ctx.timings, notes=ctx.notes, extra=extra or {}, **results)
+    from alignkit.judges.agreement import refusal_agreement  # judge vs refusal detector on saved generations
+
+    report.extra.setdefault("judge_agreement", refusal_agreement(ctx.run_dir, judge))
     report.verdicts = condition_verdicts(report)
     save_report(report, ctx.run_dir)
     return report
