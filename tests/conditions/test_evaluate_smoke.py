@@ -8,7 +8,7 @@ import time
 import pytest
 
 from alignkit.conditions import EvaluateConfig, EvaluationReport, evaluate
-from alignkit.conditions.evaluate import Stages
+from alignkit.conditions.stages import Stages
 
 TINY = dict(eval_prompts=4, max_new_tokens=8, attack_lrs=[1e-4], attack_samples=[8], attack_steps=2, eval_every=1,
             stability_texts=8, probe_size=4, train_steps=2, train_eval_every=1, train_eval_size=2, depth_pairs=6,
@@ -81,3 +81,22 @@ def test_bad_input_exits_2_with_one_line(args):
     assert p.returncode == 2, p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+
+
+def test_attack_cache_key_follows_the_attack_config(tmp_path):
+    """The stage key of an attack is derived from the AttackConfig that runs: an evaluation setting that reaches
+    the attack changes it, one that does not (stability texts) leaves it."""
+    from alignkit.conditions.context import Context
+    from alignkit.conditions.schema import AttackSpec
+
+    def key(**kw):
+        cfg = EvaluateConfig(model=["tiny-random-llama"], base="smollm2-135m-instruct",
+                             output_dir=str(tmp_path / "ev"), **kw)
+        ctx = Context(cfg)
+        spec = AttackSpec(lr=1e-4, num_samples=8, max_steps=2)
+        return ctx.attack_key(ctx.defended[0], spec), ctx.eval_key(ctx.base)
+
+    (k0, e0), (k1, e1), (k2, e2) = key(), key(max_new_tokens=9), key(stability_texts=7)
+    assert k0 != k1 and e0 != e1  # generation length reaches the attack's AttackConfig and its step 0
+    assert k0 == k2 and e0 == e2
+    assert k0["config"]["max_new_tokens"] == 50 and "output_dir" not in k0["config"]

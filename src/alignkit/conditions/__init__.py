@@ -4,8 +4,10 @@
     report = evaluate(EvaluateConfig(model=["runs/defend-repnoise/model"], base="smollm2-135m-instruct"))
 
 One module per condition, registered by name in :data:`CONDITIONS`: ``resistance``, ``stability``,
-``generalization``, ``trainability``, ``depth`` (each holds its verdict logic as pure functions; the runners
-live in :mod:`alignkit.conditions.evaluate`). ``alignkit evaluate`` and ``alignkit demo`` are in ``cli.py``.
+``generalization``, ``trainability``, ``depth``; each holds its verdict logic as pure functions and its runner
+``run_<name>(ctx)`` (stability's runner is in ``stability_runner.py``). :mod:`~alignkit.conditions.context`
+holds what the runners share, :mod:`~alignkit.conditions.stages` the stage cache, and
+:mod:`~alignkit.conditions.evaluate` the config and the pipeline. ``alignkit evaluate`` and ``alignkit demo`` are in ``cli.py``.
 """
 
 from __future__ import annotations

@@ -114,7 +114,9 @@ def run_demo(cfg: DemoConfig, console: Optional[Any] = None) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from alignkit.conditions.evaluate import EvaluateConfig, Stages, evaluate, model_fingerprint
+    from alignkit.conditions.context import model_fingerprint
+    from alignkit.conditions.evaluate import EvaluateConfig, evaluate
+    from alignkit.conditions.stages import Stages
     from alignkit.models import resolve_model
     from alignkit.reporting import summary
 
@@ -143,7 +145,7 @@ def run_demo(cfg: DemoConfig, console: Optional[Any] = None) -> Any:
                        seed=cfg.seed)
 
         def measure(path: str) -> dict:
-            from alignkit.conditions.evaluate import Context
+            from alignkit.conditions.context import Context
 
             ctx = Context(EvaluateConfig(model=[path], base=path, output_dir=str(out), **eval_kw))
             model, tok = ctx.load(ctx.base)

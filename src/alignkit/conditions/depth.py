@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from alignkit.conditions.schema import DepthVerdict
+from alignkit.conditions.context import Context, advance
+from alignkit.conditions.registry import condition
+from alignkit.conditions.schema import DepthModel, DepthResult, DepthVerdict
 
 # ------------------------------------------------------------------------------------------ pure logic
 
@@ -87,3 +89,26 @@ def pooled_hidden_states(model, tokenizer, pairs, template: str = "chat", max_le
 def layer_accuracies(model, tokenizer, pairs, template: str = "chat", seed: int = 0) -> list[float]:
     feats, labels, groups = pooled_hidden_states(model, tokenizer, pairs, template)
     return [probe_accuracy(f, labels, groups, seed=seed) for f in feats]
+
+# ------------------------------------------------------------------------------------------ runner
+
+
+@condition("depth", units=lambda c: 1 + len(c.model))
+def run_depth(ctx: Context) -> DepthResult:
+    from alignkit import data
+
+    c = ctx.config
+    pairs = data.load("paired-refusals", split="test", seed=c.seed)[:c.depth_pairs]
+    models = []
+    for entry in ctx.models:
+        key = {"m": ctx.fingerprints[entry.label], "c": [c.depth_pairs, c.template, c.seed]}
+
+        def probe(entry=entry):
+            model, tok = ctx.load(entry)
+            return DepthModel(model=entry.label, layer_accuracy=layer_accuracies(model, tok, pairs,
+                                                                                          c.template, c.seed))
+
+        models.append(ctx.stages.run(f"depth-{entry.label}", key, probe, DepthModel))
+        advance(ctx)
+    verdicts = [depth_verdict(m.model, models[0].layer_accuracy, m.layer_accuracy) for m in models[1:]]
+    return DepthResult(n_examples=2 * len(pairs), models=models, verdicts=verdicts)

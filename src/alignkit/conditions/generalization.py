@@ -16,10 +16,13 @@ worst of the halves that ran.
 
 from __future__ import annotations
 
+import json
 from typing import Optional, Sequence
 
-from alignkit.conditions.resistance import resistance_verdict
-from alignkit.conditions.schema import AttackRun, GeneralizationVerdict
+from alignkit.conditions.context import Context, advance, ensure_phi, read_card
+from alignkit.conditions.registry import condition
+from alignkit.conditions.resistance import resistance_verdict, score_run
+from alignkit.conditions.schema import AttackRun, AttackSpec, GeneralizationResult, GeneralizationVerdict
 
 _RANK = {"pass": 0, "info": 0, "weak": 1, "fail": 2}
 
@@ -95,3 +98,60 @@ def dataset_categories(dataset: str, split: str = "train", seed: int = 0) -> Opt
     except Exception:  # noqa: BLE001 - unknown data: categories unknown
         return None
     return None
+
+# ------------------------------------------------------------------------------------------ runner
+
+
+@condition("generalization", units=lambda c: 2 * len(c.model))
+def run_generalization(ctx: Context) -> GeneralizationResult:
+    from alignkit import data
+    from alignkit.io import atomic_write_text
+
+    c = ctx.config
+    phi = ensure_phi(ctx)
+    lr = max(c.attack_lrs)
+    notes: list[str] = []
+    cards = {e.label: read_card(e.path) for e in ctx.defended}
+    all_rows = data.load("harmful-qa", split="train", seed=c.seed)
+    cats = sorted({r.category for r in all_rows})
+    in_runs: list[AttackRun] = []
+    cross_runs: list[AttackRun] = []
+    def_cats_seen: Optional[list[str]] = None
+    heldout_seen: Optional[list[str]] = None
+    for entry in ctx.defended:
+        dc = defence_categories(cards[entry.label])
+        if dc:
+            heldout = [x for x in cats if x not in dc]
+        else:
+            heldout = [x for x in c.heldout_categories if x in cats]
+            notes.append(f"{entry.label}: its model card does not list the defence's categories; held-out "
+                         f"categories {', '.join(heldout) or '(none)'} are taken from --heldout-categories")
+        if not heldout:
+            notes.append(f"{entry.label}: no held-out category left; in-domain attack skipped")
+        else:
+            def_cats_seen, heldout_seen = dc, heldout
+            rows = [r for r in all_rows if r.category in heldout]
+            f = ctx.run_dir / "data" / f"heldout-{'+'.join(heldout)}.jsonl"
+            if not f.exists():
+                atomic_write_text(f, "".join(json.dumps({"question": r.question, "answer": r.answer,
+                                                         "category": r.category}) + "\n" for r in rows))
+            spec = AttackSpec(lr=lr, num_samples=min(c.generalization_samples, len(rows)), seed=c.attack_seeds[0],
+                              max_steps=c.attack_steps, categories=heldout, mode=c.attack_methods[0])
+            in_runs.append(score_run(ctx.attack(entry, spec, "in-domain", dataset_file=str(f),
+                                                        extra_key=len(rows)), phi))
+        advance(ctx)
+        if c.cross_domain_data:
+            spec = AttackSpec(lr=lr, num_samples=c.generalization_samples, seed=c.attack_seeds[0],
+                              max_steps=c.attack_steps, dataset=c.cross_domain_data, mode=c.attack_methods[0])
+            cross_runs.append(score_run(ctx.attack(entry, spec, "cross-domain"), phi))
+        advance(ctx)
+    if not c.cross_domain_data:
+        notes.append("cross-domain skipped: no second harmful-QA source ships offline; pass --cross-domain-data "
+                     "FILE_OR_HUB_ID (e.g. BeaverTails with --cross-domain-data and a schema-compatible file)")
+    verdicts = [generalization_verdict(e.label, phi, [r for r in in_runs if r.model == e.label],
+                                               [r for r in cross_runs if r.model == e.label]) for e in ctx.defended]
+    for r in in_runs + cross_runs:
+        r.examples[:] = r.examples[:4]
+    return GeneralizationResult(defence_categories=def_cats_seen, heldout_categories=heldout_seen,
+                                cross_domain_source=c.cross_domain_data, in_domain=in_runs, cross_domain=cross_runs,
+                                verdicts=verdicts, notes=notes)

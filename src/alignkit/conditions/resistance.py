@@ -14,12 +14,16 @@ The verdict logic is pure functions on curves and numbers (unit-tested on hand-m
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from alignkit.conditions.registry import CONDITIONS
 from alignkit.attacks.config import steps_to_threshold  # noqa: F401  (the one definition; re-exported)
-from alignkit.conditions.schema import AttackRun, CurvePoint, Disfluency, ResistanceVerdict
+from alignkit.conditions.context import Context, advance, default_phi_source, last_generations
+from alignkit.conditions.registry import condition
+from alignkit.conditions.schema import AttackRun, CurvePoint, Disfluency, ResistanceResult, ResistanceVerdict
+from alignkit.errors import AlignkitError
 
 # ------------------------------------------------------------------------------------------ pure logic
 
@@ -152,4 +156,72 @@ def disfluency(completions: Sequence[str], perplexities: Optional[Sequence[float
     return Disfluency(repetition_rate=rep, perplexity_under_base=ppl, reference_perplexity=reference_perplexity,
                       empty_share=empty, flagged=bool(reasons), reason="; ".join(reasons))
 
+# ------------------------------------------------------------------------------------------ runner
 
+
+def _completion_ppls(model, tok, rows: list[dict], template: str) -> list[float]:
+    from alignkit.conditions.stability import text_nlls
+
+    rows = [r for r in rows if str(r.get("completion", "")).strip()]
+    if not rows:
+        return []
+    nlls, counts = text_nlls(model, tok, [r["prompt"] for r in rows], [r["completion"] for r in rows],
+                                      template, max_length=160)
+    return [math.exp(n / c) for n, c in zip(nlls, counts) if c > 0]
+
+
+@condition("resistance", units=lambda c: (1 + len(c.model)) * len(c.attack_lrs) * len(c.attack_samples) * len(c.attack_seeds)
+           * len(c.attack_methods))
+def run_resistance(ctx: Context) -> ResistanceResult:
+    c = ctx.config
+    specs = ctx.attack_specs()
+    runs: list[AttackRun] = []
+    for entry in ctx.models:
+        for spec in specs:
+            runs.append(ctx.attack(entry, spec, "resistance"))
+            advance(ctx)
+    base_runs = [r for r in runs if r.model == "base"]
+    for entry in ctx.models:
+        own = [r for r in runs if r.model == entry.label and r.curve]
+        if own:
+            ctx.pre[entry.label] = own[0].curve[0].harmfulness
+    if ctx.phi is None:
+        if "base" not in ctx.pre:
+            raise AlignkitError("no pre-attack harmfulness for the base model; give --phi")
+        ctx.phi = min(1.0, ctx.pre["base"] + c.phi_margin)
+        phi_source = default_phi_source(ctx.pre["base"], c.phi_margin)
+    else:
+        phi_source = "given (--phi)" if c.phi is not None else default_phi_source(ctx.pre.get("base", ctx.phi),
+                                                                                   c.phi_margin)
+    phi = ctx.phi
+
+    # disfluency: completions at the end of each attack, perplexity under the base model
+    def disfl() -> list[dict]:
+        model, tok = ctx.load(ctx.base)
+        ref_rows: list[dict] = []
+        for r in base_runs:
+            if r.run_dir:
+                ref_rows = last_generations(Path(r.run_dir), first=True)
+                break
+        ref = median(_completion_ppls(model, tok, ref_rows, c.template)) if ref_rows else None
+        out = []
+        for r in runs:
+            comps = [e["completion"] for e in r.examples]
+            ppls = _completion_ppls(model, tok, r.examples, c.template)
+            d = disfluency(comps, ppls, ref, max_repetition=c.max_repetition, max_ppl_ratio=c.max_ppl_ratio)
+            out.append(json.loads(d.model_dump_json()))
+        return out
+
+    dkey = {"runs": [(r.model, r.spec.key, len(r.examples), ctx.fingerprints.get(r.model)) for r in runs],
+            "base": ctx.fingerprints["base"], "t": [c.max_repetition, c.max_ppl_ratio, c.template, "min_ppl=30"]}
+    dis = ctx.stages.run("resistance-disfluency", dkey, disfl)
+    from alignkit.conditions.schema import Disfluency
+
+    runs = [score_run(r, phi).model_copy(update={"disfluency": Disfluency.model_validate(d),
+                                                         "examples": r.examples[:6]})
+            for r, d in zip(runs, dis)]
+    verdicts = [resistance_verdict(e.label, [r for r in runs if r.model == e.label], phi,
+                                           base_runs=[] if e.role == "base" else base_runs,
+                                           require_less_than_base=c.require_less_than_base)
+                for e in ctx.models]
+    return ResistanceResult(phi=phi, phi_source=phi_source, runs=runs, verdicts=verdicts)

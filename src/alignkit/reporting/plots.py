@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from alignkit.conditions.schema import AttackRun, EvaluationReport
+if TYPE_CHECKING:  # reporting needs the schema only for type hints: no import of alignkit.conditions
+    from alignkit.conditions.schema import AttackRun, EvaluationReport
 
 
 def _fig_bytes(fig) -> bytes:

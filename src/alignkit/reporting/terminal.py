@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from alignkit.conditions.schema import EvaluationReport
 from alignkit.reporting import tables as T
+
+if TYPE_CHECKING:  # reporting needs the schema only for type hints: no import of alignkit.conditions
+    from alignkit.conditions.schema import EvaluationReport
 
 STYLE = {"PASS": "bold green", "WEAK": "bold yellow", "FAIL": "bold red"}
 

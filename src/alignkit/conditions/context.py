@@ -1,0 +1,243 @@
+"""What every condition runner gets: :class:`Context` (the config, the models, the run folder, the stage cache,
+attacks, harmfulness, progress), plus the helpers the runners share (phi, model cards, fingerprints)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from alignkit.conditions.schema import AttackRun, AttackSpec, CurvePoint, ModelEntry
+from alignkit.conditions.stages import Stages, stage_hash
+from alignkit.errors import AlignkitError
+from alignkit.io import read_jsonl, safe_name
+
+if TYPE_CHECKING:
+    from alignkit.conditions.evaluate import EvaluateConfig
+
+
+def model_fingerprint(path: str) -> str:
+    """Identity of a model folder's weights (names, sizes, mtimes); a hub id is its own fingerprint."""
+    p = Path(path)
+    if not p.is_dir():
+        return str(path)
+    parts = []
+    for f in sorted(p.glob("*")):
+        if f.suffix in (".safetensors", ".json") and f.is_file():
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+    return stage_hash(parts)
+
+
+def read_card(path: str) -> dict:
+    f = Path(path) / "alignkit.json"
+    if f.exists():
+        try:
+            return json.loads(f.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return {}
+    return {}
+
+
+class Context:
+    """What every condition runner needs: the config, the models, the run folder, stage cache, progress."""
+
+    def __init__(self, config: EvaluateConfig, progress: Any = None, log: Callable[[str], None] | None = None):
+        from alignkit.models import resolve_model
+
+        self.config = config
+        self.run_dir = config.run_dir()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.stages = Stages(self.run_dir, overwrite=config.overwrite)
+        self.progress = progress
+        self.log = log or (lambda msg: None)
+        self.notes: list[str] = []
+        self.timings: dict[str, float] = {}
+        base_path = resolve_model(config.base)
+        from alignkit.attacks.base import check_judge_import
+
+        check_judge_import(config.judge, config.allow_judge_import)
+        same = [m for m in config.model if resolve_model(m) == base_path or Path(resolve_model(m)).resolve()
+                == Path(base_path).resolve()]
+        if same:
+            raise AlignkitError(f"--model {same[0]!r} is the --base model itself; give the defended model(s) and "
+                                "the undefended base they started from")
+        entries = [ModelEntry(label="base", path=base_path, role="base", defence=read_card(base_path).get("defence"))]
+        used = {"base"}
+        for i, m in enumerate(config.model):
+            path = resolve_model(m)
+            card = read_card(path)
+            label = config.label[i] if config.label else (card.get("defence") or Path(str(m)).name or f"model{i}")
+            # the label names folders (attacks/<group>/<label>, trainability/<label>) and stage files: a model
+            # card (or a --label) saying "../../x" or "/abs/path" must not reach outside the run folder
+            label = safe_name(str(label), fallback=f"model{i}")
+            k, orig = 2, label
+            while label in used:
+                label = f"{orig}-{k}"
+                k += 1
+            used.add(label)
+            entries.append(ModelEntry(label=label, path=path, role="defended", defence=card.get("defence")))
+        self.models = entries
+        self.fingerprints = {e.label: model_fingerprint(e.path) for e in entries}
+        self.phi: Optional[float] = config.phi
+        self.pre: dict[str, float] = {}
+        self._loaded: dict[str, tuple] = {}
+        self._judge = None
+        self._step0: dict[str, str] = {}  # model label -> an attack run folder with its step-0 evaluation
+
+    # -- models
+    @property
+    def base(self) -> ModelEntry:
+        return self.models[0]
+
+    @property
+    def defended(self) -> list[ModelEntry]:
+        return self.models[1:]
+
+    def load(self, entry: ModelEntry, fresh: bool = False):
+        """(model, tokenizer); keeps at most two models in memory."""
+        from alignkit.models import load_causal_lm
+
+        if not fresh and entry.label in self._loaded:
+            return self._loaded[entry.label]
+        mt = load_causal_lm(entry.path, dtype=self.config.dtype)
+        mt[0].eval()
+        if not fresh:
+            if len(self._loaded) >= 2:
+                self._loaded.pop(next(iter(self._loaded)))
+            self._loaded[entry.label] = mt
+        return mt
+
+    def release(self) -> None:
+        self._loaded.clear()
+        import gc
+
+        gc.collect()
+
+    @property
+    def judge(self):
+        if self._judge is None:
+            from alignkit.harmfulness import get_judge
+
+            self._judge = get_judge(self.config.judge)
+        return self._judge
+
+    def judge_label(self) -> str:
+        from alignkit.harmfulness import judge_label
+
+        return judge_label(self.judge)
+
+    def eval_prompts(self) -> list:
+        """The same prompt sample the attacks evaluate on (alignkit.attacks.base.load_eval_prompts)."""
+        from alignkit.attacks import AttackConfig
+        from alignkit.attacks.base import load_eval_prompts
+
+        c = self.config
+        return load_eval_prompts(AttackConfig(eval_dataset=c.eval_dataset, eval_split=c.eval_split,
+                                              eval_prompts=c.eval_prompts, data_seed=c.seed))
+
+    def harmfulness(self, model, tok) -> Any:
+        from alignkit.harmfulness import evaluate_harmfulness
+
+        return evaluate_harmfulness(model, tok, self.eval_prompts(), self.judge, template=self.config.template,
+                                    max_new_tokens=self.config.max_new_tokens)
+
+    # -- attacks
+    def attack_specs(self) -> list[AttackSpec]:
+        c = self.config
+        return [AttackSpec(mode=m, lr=lr, num_samples=n, seed=s, max_steps=c.attack_steps)
+                for m in c.attack_methods for lr in c.attack_lrs for n in c.attack_samples for s in c.attack_seeds]
+
+    def attack_config(self, entry: ModelEntry, spec: AttackSpec, group: str,
+                      dataset_file: Optional[str] = None) -> Any:
+        """The AttackConfig of one attack of this evaluation (its run folder: attacks/<group>/<label>/<spec>)."""
+        from alignkit.attacks import AttackConfig
+
+        c = self.config
+        out = self.run_dir / "attacks" / safe_name(group) / safe_name(entry.label) / safe_name(spec.key)
+        kw: dict[str, Any] = dict(
+            model=entry.path, method=spec.mode, lr=spec.lr, max_steps=spec.max_steps, seed=spec.seed,
+            num_samples=spec.num_samples, data_seed=c.seed, template=c.template, batch_size=c.attack_batch_size,
+            max_length=c.attack_max_length, eval_every=c.eval_every, eval_dataset=c.eval_dataset,
+            eval_split=c.eval_split, eval_prompts=c.eval_prompts, max_new_tokens=c.max_new_tokens, judge=c.judge,
+            dtype=c.dtype, save_checkpoints=c.attack_checkpoints, output_dir=str(out),
+            allow_judge_import=c.allow_judge_import)
+        if dataset_file is not None:
+            kw.update(dataset=dataset_file)
+        elif spec.dataset != "harmful-qa":
+            kw.update(dataset=spec.dataset)
+        return AttackConfig(**kw)
+
+    def attack_key(self, entry: ModelEntry, spec: AttackSpec, extra: Any = None, group: str = "",
+                   dataset_file: Optional[str] = None) -> dict:
+        """Cache key of an attack stage: derived from the AttackConfig that is actually run (every field but the
+        ones that do not change its result), with the model folder replaced by its weights' fingerprint."""
+        from alignkit.attacks.base import RESUME_IGNORED, STEP0_FIELDS
+
+        cfg = self.attack_config(entry, spec, group, dataset_file).model_dump(mode="json")
+        if dataset_file is not None:
+            cfg["dataset"] = Path(dataset_file).name  # its content is in ``extra``
+        fields = {k: v for k, v in cfg.items() if k not in RESUME_IGNORED and k != "model"}
+        return {"model": self.fingerprints.get(entry.label, model_fingerprint(entry.path)), "config": fields,
+                "extra": extra, "eval": {k: cfg[k] for k in STEP0_FIELDS if k != "model"}}
+
+    def eval_key(self, entry: ModelEntry) -> dict:
+        """The part of an attack's key that decides a harmfulness measurement (prompts, generation, judge)."""
+        return self.attack_key(entry, AttackSpec(lr=1e-5, num_samples=1, max_steps=1))["eval"]
+
+    def attack(self, entry: ModelEntry, spec: AttackSpec, group: str, dataset_file: Optional[str] = None,
+               extra_key: Any = None) -> AttackRun:
+        name = f"attack-{group}-{entry.label}-{spec.key}"
+        key = self.attack_key(entry, spec, extra_key, group, dataset_file)
+        run = self.stages.run(name, key, lambda: self._attack(entry, spec, group, dataset_file), AttackRun)
+        if run.run_dir:
+            self._step0.setdefault(entry.label, run.run_dir)
+        return run
+
+    def _attack(self, entry: ModelEntry, spec: AttackSpec, group: str, dataset_file: Optional[str]) -> AttackRun:
+        from alignkit.attacks import attack
+
+        self.log(f"attack {entry.label}: {spec.label}, {spec.max_steps} steps ({group})")
+        # every attack of one model starts from the same step-0 measurement: measure it once per model
+        res = attack(self.attack_config(entry, spec, group, dataset_file),
+                     reuse_step0_from=self._step0.get(entry.label))
+        self._step0.setdefault(entry.label, str(res.run_dir))
+        curve = [CurvePoint(step=p.step, harmfulness_mean=p.harmfulness_mean, share_harmful=p.share_harmful)
+                 for p in res.curve]
+        gens = last_generations(Path(res.run_dir))
+        return AttackRun(model=entry.label, spec=spec, curve=curve, run_dir=str(res.run_dir),
+                         examples=gens)
+
+
+def last_generations(run_dir: Path, first: bool = False) -> list[dict]:
+    """Rows (prompt, completion, score) of the last (or first) evaluated step of an attack run."""
+    files = sorted((run_dir / "generations").glob("step_*.jsonl"))
+    if not files:
+        return []
+    rows = read_jsonl(files[0] if first else files[-1])
+    return [{"prompt": r.get("prompt", ""), "completion": r.get("completion", ""),
+             "score": r.get("score")} for r in rows]
+
+
+def advance(ctx: Context) -> None:
+    p = ctx.progress
+    if p is not None and getattr(ctx, "_task", None) is not None:
+        p.advance(ctx._task)
+
+
+def default_phi_source(pre: float, margin: float) -> str:
+    if not margin:
+        return "base model's pre-attack harmfulness"
+    return f"base model's pre-attack harmfulness ({pre:.3f}) + margin {margin:g} (judge noise)"
+
+
+def ensure_phi(ctx: Context) -> float:
+    if ctx.phi is not None:
+        return ctx.phi
+    ev = ctx.stages.run("pre-attack-base", {"m": ctx.fingerprints["base"], "c": ctx.eval_key(ctx.base)},
+                        lambda: {"mean": ctx.harmfulness(*ctx.load(ctx.base)).mean})
+    ctx.pre.setdefault("base", ev["mean"])
+    ctx.phi = min(1.0, ev["mean"] + ctx.config.phi_margin)
+    ctx.notes.append("phi measured on a separate prompt sample (resistance not run): "
+                     + default_phi_source(ev["mean"], ctx.config.phi_margin))
+    return ctx.phi
