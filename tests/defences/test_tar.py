@@ -75,7 +75,7 @@ def test_first_order_gradient_matches_hand_derivation(tr_kind):
         assert torch.equal(p.detach(), before[n]), f"{n} not restored after the simulated attack"
         scale = float(expected[n].abs().max()) + 1e-8
         assert float((p.grad - expected[n]).abs().max()) <= 1e-4 * scale, n
-    assert abs(float(loss.detach()) - (float(retain) + 2.0 * float(tr))) <= 1e-5 * abs(float(loss.detach()))
+    assert abs(float(loss.detach()) - (float(retain.detach()) + 2.0 * float(tr.detach()))) <= 1e-5 * abs(float(loss.detach()))
     assert abs(float(parts["tr_loss"]) - float(tr)) <= 1e-5 * abs(float(tr))
 
 
