@@ -167,7 +167,9 @@ def test_help_shows_defaults_and_choices(capsys, monkeypatch):
     flat = " ".join(out.split())
     assert "[default: 3e-05,6e-05,8e-05]" in flat  # a list default, written the way it is typed
     code, out, _ = run_main(["defend", "--help"], capsys)
+    flat = " ".join(out.split())
     assert code == 0 and "--optimizer" in out  # the shared training options reach every defence
+    assert "peak learning rate [default: 2e-05" in flat  # the defences' own default, not the None of "unset"
 
 
 def test_version_alone(capsys):

@@ -102,6 +102,13 @@ def build_config(cls: type[C], values: dict[str, Any], config_file: Path | None 
         raise AlignkitError(validation_message(exc)) from None
 
 
+def _cli_default(field: Any, default: Any) -> Any:
+    """The default the help shows: a field may name it in ``json_schema_extra={"cli_default": ...}`` (e.g. when
+    None means "the chosen defence's own default")."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return extra.get("cli_default", default)
+
+
 def _field_params(cls: type[BaseModel]) -> list[inspect.Parameter]:
     params = []
     for fname, field in cls.model_fields.items():
@@ -111,7 +118,8 @@ def _field_params(cls: type[BaseModel]) -> list[inspect.Parameter]:
         opt_names = [f"{flag}/--no-{fname.replace('_', '-')}"] if ann is bool else [flag]
         params.append(inspect.Parameter(
             fname, inspect.Parameter.KEYWORD_ONLY, annotation=typing.Optional[ann],
-            default=typer.Option(None, *opt_names, help=_help(field.description or "", default), show_default=False,
+            default=typer.Option(None, *opt_names, help=_help(field.description or "", _cli_default(field, default)),
+                                 show_default=False,
                                  **({"metavar": metavar} if metavar else {}))))
     return params
 

@@ -37,11 +37,16 @@ def _union_config() -> type[BaseModel]:
         desc = descriptions[fname]
         if len(owners[fname]) < len(all_names):
             desc += f" ({', '.join(owners[fname])} only)"
-        if len(vals) > 1:
-            desc += "; defaults: " + ", ".join(f"{k}={v}" for k, v in ds.items())
+        if len(vals) > 1:  # the most common default, then the defences that differ from it
+            from collections import Counter
+
+            common = Counter(repr(v) for v in ds.values()).most_common(1)[0][0]
+            base = next(v for v in ds.values() if repr(v) == common)
+            shown = f"{base}; " + ", ".join(f"{k} {v}" for k, v in ds.items() if repr(v) != common)
         else:
-            desc += f"; default: {next(iter(ds.values()))}"
-        fields[fname] = (Optional[ann], Field(None, description=desc))
+            shown = str(next(iter(ds.values())))
+        # the help shows the chosen defence's default, not the None that means "not given"
+        fields[fname] = (Optional[ann], Field(None, description=desc, json_schema_extra={"cli_default": shown}))
     fields = {"defence": (str, Field("repnoise", description="defence to train: " + ", ".join(all_names))),
               **fields}
     model = create_model("DefendOptions", __config__=ConfigDict(extra="forbid"), **fields)
