@@ -86,12 +86,12 @@ def reward_diagnostics(g_of_obs: Callable[[np.ndarray], np.ndarray], act_fns: di
     env = EmergencyEnv()
     rng = np.random.default_rng(seed)
     out: dict = {}
-    S, S2, rews, ep_g, ep_r = [], [], [], [], []
+    S, S2, rews, ep_start, ep_r = [], [], [], [], []
     for name, fn in act_fns.items():
         returns, rescued = [], []
         for ep in range(n_episodes):
             obs, _ = env.reset(seed=seed + ep)
-            done, total, g_sum, n0 = False, 0.0, 0.0, len(S2)
+            done, total, n0 = False, 0.0, len(S2)
             while not done:
                 s = env.get_state()
                 obs, r, term, trunc, _ = env.step(fn(env, obs, rng))
@@ -103,7 +103,7 @@ def reward_diagnostics(g_of_obs: Callable[[np.ndarray], np.ndarray], act_fns: di
             returns.append(total)
             rescued.append(env.get_state().rescued)
             ep_r.append(total)
-            ep_g.append(n0)  # filled below
+            ep_start.append(n0)  # index of the episode's first transition
         out[f"return_{name}"] = float(np.mean(returns))
         out[f"rescued_{name}"] = float(np.mean(rescued))
     table = list(dict.fromkeys(S + S2))  # unique states
@@ -113,7 +113,7 @@ def reward_diagnostics(g_of_obs: Callable[[np.ndarray], np.ndarray], act_fns: di
     gval = np.asarray(g_of_obs(np.stack([state_planes(x) for x in table])), dtype=float).ravel()
     cit, goal = n_citizens(table), on_goal(table)
     g2 = gval[s2i]
-    bounds = ep_g + [len(S2)]
+    bounds = ep_start + [len(S2)]
     g_ep = np.array([g2[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
     out["pearson_shaping_equivalent"] = _pearson(g2, shaping_equivalent([table[i] for i in s2i], gamma))
     dist, rho = epic_distance(lambda i, j: gval[j],
