@@ -31,6 +31,7 @@ def one_error_line(result):
     (["generate", "--n-iter", "0"], "--n-iter must be at least 1"),
     (["generate", "--n-iter", "-2"], "--n-iter must be at least 1"),
     (["generate", "--model-dir", "/nonexistent/w"], "not a folder"),
+    (["generate", "--weights", "/tmp"], "with --model-dir"),
     (["pipeline", "--preset", "huge"], "unknown preset"),
     (["pipeline", "-n", "0"], "-n must be at least 1"),
     (["pipeline", "--weights", "heavy"], "unknown weights preset"),

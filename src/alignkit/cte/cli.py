@@ -56,6 +56,9 @@ def _check_options(weights: str, realisticness: str, env: str) -> None:
     from alignkit.cte.criteria import check_realisticness, check_weights
     from alignkit.cte.env import make_env
 
+    if Path(weights).exists():
+        raise AlignkitError(f"--weights takes a criteria weights preset (paper, alignkit), not a path; "
+                            f"pass the AIRL weights folder {weights} with --model-dir")
     check_weights(weights)
     check_realisticness(realisticness)
     make_env(env)
