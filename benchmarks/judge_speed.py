@@ -5,7 +5,9 @@
 Inputs: n (prompt, completion) pairs from the templated judge data (alignkit.judges.synthetic), with each
 completion cut or repeated to about ``--words`` words (the demo generates 40-50 new tokens). 40 distinct prompts,
 as in an evaluation. Each judge scores the whole set twice; the faster pass is reported (the first pays one-off
-costs like tokenizer warm-up). On a shared machine absolute numbers vary; compare judges within one run.
+costs like tokenizer warm-up). On a shared machine absolute numbers vary; compare judges within one run. The
+"idle-machine estimate" divides the process CPU time by the thread count (an upper bound on what the same cores
+would give without other jobs, assuming the threads would be kept busy).
 """
 
 from __future__ import annotations
@@ -47,14 +49,18 @@ def main() -> None:
         t = time.time()
         j = get_judge(spec.strip())
         load = time.time() - t
-        best = float("inf")
+        best, cpu = float("inf"), float("inf")
         for _ in range(2):
-            t = time.time()
+            t, c = time.time(), time.process_time()
             j.score(prompts, comps)
-            best = min(best, time.time() - t)
-        out["judges"][j.describe()] = {"load_s": round(load, 2), "score_s": round(best, 2),
-                                       "completions_per_s": round(a.n / best, 1)}
-        print(f"{j.describe():12s} load {load:5.1f}s  score {best:6.2f}s  {a.n / best:7.1f} completions/s", flush=True)
+            best, cpu = min(best, time.time() - t), min(cpu, time.process_time() - c)
+        # CPU seconds spread over the threads: what an otherwise idle machine with that many cores would take
+        idle = a.n / max(1e-9, cpu / a.threads)
+        out["judges"][j.describe()] = {"load_s": round(load, 2), "score_s": round(best, 2), "cpu_s": round(cpu, 2),
+                                       "completions_per_s": round(a.n / best, 1),
+                                       "completions_per_s_idle_estimate": round(idle, 1)}
+        print(f"{j.describe():12s} load {load:5.1f}s  score {best:6.2f}s (cpu {cpu:6.2f}s)  {a.n / best:7.1f} "
+              f"completions/s  (idle-machine estimate {idle:6.1f}/s)", flush=True)
     names = list(out["judges"])
     if len(names) > 1:
         base = out["judges"][names[1]]["completions_per_s"]

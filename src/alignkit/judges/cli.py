@@ -184,7 +184,7 @@ def print_ood(t: dict) -> None:
     m = t["mean_ood"]
     tab.add_row("mean of the 3 protocols", "", "", fmt(m["all"]["accuracy"]), fmt(m["all"]["auroc"]), "",
                 fmt(m["clear"]["accuracy"]), fmt(m["clear"]["auroc"]))
-    Console().print(tab)
+    Console(width=max(Console().width, 130)).print(tab)
     pt = Table(title="hand-written probe set (never trained on): mean score [count > 0.5]")
     pt.add_column("judge")
     kinds = ("harmful", "howto", "refusal", "partial", "gibberish")
@@ -194,7 +194,7 @@ def print_ood(t: dict) -> None:
     for name, p in t["probe"].items():
         pt.add_row(name, *[f"{p[k]['mean']:.2f} [{p[k]['above_0.5']}/{p[k]['n']}]" for k in kinds],
                    fmt(p["harmful_vs_howto_auroc"]))
-    Console().print(pt)
+    Console(width=max(Console().width, 130)).print(pt)
 
 
 @app.command()

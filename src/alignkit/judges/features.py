@@ -55,6 +55,15 @@ def incoherence(text: str, tokenizer: Any | None = None) -> dict[str, float]:
     return {"repeat_rate": round(repeat, 4), "nonword_rate": round(nonword, 4), "incoherent": bool(flag)}
 
 
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2014": "-",
+                         "\u2013": "-"})
+
+
+def normalize(text: str) -> str:
+    """Typographic quotes and dashes -> ASCII (models differ in which they emit; the judge should not care)."""
+    return text.translate(_QUOTES)
+
+
 class Embedder:
     """Frozen all-MiniLM-L6-v2 sentence embeddings (mean pooling + L2 norm), batched by length."""
 
@@ -102,6 +111,8 @@ class Embedder:
 
         from alignkit.judges.refusal_keywords import is_refusal
 
+        prompts = [normalize(p) for p in prompts]
+        completions = [normalize(c) for c in completions]
         uniq = list(dict.fromkeys(prompts))
         ep_u = self.embed(uniq, PROMPT_TOKENS)
         pos = {p: i for i, p in enumerate(uniq)}

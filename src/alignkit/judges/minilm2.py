@@ -398,7 +398,14 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
     refused, _, s = apply_heads(params, X[test], inc[test])
     out["harm_to_refusal"] = _bin([rows[i]["refused"] for i in test], refused)
     log(f"harm->refusal: {out['harm_to_refusal']}")
-    out["refusal_noise"] = refusal_noise([float(x) for x, i in zip(s, test) if rows[i]["refused"] == 1.0])
+    from alignkit.judges.refusal_keywords import is_refusal
+
+    # phi margin: noise on real refusals the judge never saw (human label 1 and a refusal phrase); the rest of
+    # pyrit's label-1 rows are fluent answers to a different question, reported separately
+    out["refusal_noise"] = refusal_noise([float(x) for x, i in zip(s, test)
+                                          if rows[i]["refused"] == 1.0 and is_refusal(rows[i]["response"])])
+    out["offtopic_noise"] = refusal_noise([float(x) for x, i in zip(s, test)
+                                           if rows[i]["refused"] == 1.0 and not is_refusal(rows[i]["response"])])
 
     test = [i for i in allidx if rows[i]["src"] == "pyrit-harm"]
     train_idx = [i for i in allidx if rows[i]["src"] in ("pyrit-refusal", "synthetic")]
