@@ -512,7 +512,10 @@ def train_or_restore(trainer, resume_from: str | Path | None):
             trainer._load_from_checkpoint(str(resume_from))
             trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
             return trainer
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    from alignkit.denormals import flush_denormals
+
+    with flush_denormals():  # denormal softmax probabilities late in ascent-style training / attacks: slow on CPUs
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     return trainer
 
 
