@@ -77,14 +77,15 @@ def test_pairing_survives_shuffling(tiny, records, tmp_path):
 
 @pytest.mark.parametrize("name", ["repnoise", "adversarial-loss", "gradient-ascent", "safety-sft",
                                   "security-vectors", "vaccine"])
-def test_each_defence_trains_and_saves_loadable_model(name, tmp_path, records):
+def test_each_defence_trains_and_saves_loadable_model(name, tmp_path, records, tiny_model_path):
     import torch
     from transformers import AutoModelForCausalLM
 
     from alignkit import __version__
     from alignkit.defences import DefenceConfig, defend
 
-    extra = {"harmless_weight": 0.5} if name == "gradient-ascent" else {}
+    # warmup 0: with the default 10% warmup a 1-step run trains at lr 0 and changes nothing
+    extra = {"harmless_weight": 0.5, "warmup_ratio": 0.0} if name == "gradient-ascent" else {"warmup_ratio": 0.0}
     from alignkit.defences import DEFENCES
 
     cfg = DEFENCES.get(name).config_class(defence=name, output_dir=str(tmp_path / name), **FAST, **extra)
@@ -97,6 +98,12 @@ def test_each_defence_trains_and_saves_loadable_model(name, tmp_path, records):
     assert name in (out / "README.md").read_text()
     model = AutoModelForCausalLM.from_pretrained(out)  # plain HF folder: no custom code
     assert not any("lora" in n for n, _ in model.named_parameters())
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    changed = [n for n, p in model.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
+    if name == "security-vectors":  # the base stays frozen; the trained adapter is checked below
+        assert changed == []
+    else:  # one training step moved the saved weights away from the undefended model's
+        assert changed, f"{name}: saved weights equal the undefended model's"
     with torch.no_grad():
         assert torch.isfinite(model(torch.tensor([[1, 2, 3]])).logits).all()
     if name == "security-vectors":
@@ -109,6 +116,7 @@ def test_each_defence_trains_and_saves_loadable_model(name, tmp_path, records):
         lora = [p for n, p in pm.named_parameters() if "lora_" in n]
         assert lora and not any(p.requires_grad for p in lora)
         assert any(p.requires_grad for n, p in pm.named_parameters() if "lora_" not in n)
+        assert any(p.abs().sum() > 0 for n, p in pm.named_parameters() if "lora_B" in n)  # trained (B starts at 0)
         base = detach_security_vector(pm)
         assert not any("lora" in n for n, _ in base.named_parameters())
     # re-running the finished config returns the folder without training
