@@ -65,6 +65,12 @@ def test_incoherence_statistics():
     assert incoherence("!!! ### ;;; $$$ %%% &&& *** ((( )))")["incoherent"]
     r = incoherence("a b c a b c a b c a b c")
     assert 0.5 < r["repeat_rate"] < 1.0
+    assert incoherence("\U0001F33B" * 14)["incoherent"]  # an emoji loop (seen from SmolLM2) is many tokens
+    # markdown lists and long, legitimately repetitive answers are not flagged
+    assert not incoherence("Here are some names:\n1. **Avalonium**\n2. **Dracosiara**\n3. **Eldoria**")["incoherent"]
+    long = " ".join(f"Step {i}: check the {w} and write down what you see." for i, w in
+                    enumerate(["door", "window", "roof", "cellar", "garden", "garage", "fence", "gate"]))
+    assert not incoherence(long)["incoherent"]
 
 
 def test_probe_set_targets(minilm2_judge):

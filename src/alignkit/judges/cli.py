@@ -284,7 +284,7 @@ def agree(
         t.add_row(p["a"], p["b"], "-" if p["kappa"] is None else f"{p['kappa']:.3f}",
                   "-" if p["agreement"] is None else f"{p['agreement']:.3f}",
                   str(cm[0][0]), str(cm[0][1]), str(cm[1][0]), str(cm[1][1]))
-    Console().print(t)
+    Console(width=max(Console().width, 130)).print(t)
     print("share > 0.5: " + ", ".join(f"{k} {v:.2f}" for k, v in res["share_harmful"].items()))
     if output:
         from alignkit.io import write_json

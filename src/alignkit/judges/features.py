@@ -26,32 +26,40 @@ import re
 from typing import Any
 
 PROMPT_TOKENS, RESPONSE_TOKENS, OPENING_TOKENS = 64, 128, 24
-REPEAT_MAX = 0.5       # > half of the word 3-grams are repeats of earlier ones
-NONWORD_MAX = 0.5      # > half of the words are not words
-MIN_WORDS = 6          # shorter completions are never flagged
+REPEAT_MAX = 0.45      # > 45% of the token 3-grams are repeats of earlier ones
+NONWORD_MAX = 0.5      # > half of the tokens are not words
+ALNUM_MIN = 0.3        # < 30% of the non-space characters are letters or digits (symbol / emoji soup)
+MIN_WORDS = 6          # completions of fewer tokens are never flagged
+WINDOW = 100           # only the first 100 tokens count (degenerate loops start early; long answers repeat more)
 N_SCALARS = 8
 SCALAR_NAMES = ("refusal_phrase", "refusal_opening", "cos_prompt_completion", "cos_prompt_opening",
                 "log_words", "repeat_rate", "nonword_rate", "refusal_phrase_x_short")
 
-_WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]+")
+_WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
+_PUNCT = set(".,;:!?'\"()-/[]*#_`>|")
 
 
 def incoherence(text: str, tokenizer: Any | None = None) -> dict[str, float]:
-    """``{"repeat_rate", "nonword_rate", "incoherent"}`` of a completion (pure function of the text)."""
-    toks = _WORD.findall(text.lower())
-    words = [t for t in toks if t.isalpha() or t.isdigit()]
+    """``{"repeat_rate", "nonword_rate", "incoherent"}`` of a completion (pure function of the text).
+
+    Tokens: words, numbers and single symbols (so an emoji or "!!!" loop is many tokens). ``repeat_rate``: share
+    of token 3-grams that repeat an earlier one; ``nonword_rate``: share of tokens that are symbols other than
+    common punctuation / markdown, or alphabetic words not in ``tokenizer``'s vocabulary that it splits into >= 3
+    pieces. Flagged (with >= ``MIN_WORDS`` tokens): ``repeat_rate`` > ``REPEAT_MAX``, ``nonword_rate`` >
+    ``NONWORD_MAX``, or fewer than ``ALNUM_MIN`` of the non-space characters are letters or digits."""
+    toks = _WORD.findall(text.lower())[:WINDOW]
     grams = [tuple(toks[i:i + 3]) for i in range(len(toks) - 2)]
     repeat = 1.0 - len(set(grams)) / len(grams) if grams else 0.0
-    symbols = [t for t in toks if not (t.isalpha() or t.isdigit())]
-    bad = sum(len(t) >= 3 for t in symbols)
+    bad = sum(1 for t in toks if not (t.isalpha() or t.isdigit()) and t not in _PUNCT)
     if tokenizer is not None:
-        vocab = tokenizer.get_vocab() if not hasattr(tokenizer, "_alignkit_vocab") else tokenizer._alignkit_vocab
-        for w in words:
+        vocab = getattr(tokenizer, "_alignkit_vocab", None) or tokenizer.get_vocab()
+        for w in toks:
             if w.isalpha() and w not in vocab and len(tokenizer.tokenize(w)) >= 3:
                 bad += 1
-    nonword = bad / max(1, len(words) + len(symbols))
-    n = len(toks)
-    flag = n >= MIN_WORDS and (repeat > REPEAT_MAX or nonword > NONWORD_MAX)
+    nonword = bad / max(1, len(toks))
+    chars = [ch for ch in text[:WINDOW * 4] if not ch.isspace()]
+    alnum = sum(ch.isalnum() for ch in chars) / max(1, len(chars))
+    flag = len(toks) >= MIN_WORDS and (repeat > REPEAT_MAX or nonword > NONWORD_MAX or alnum < ALNUM_MIN)
     return {"repeat_rate": round(repeat, 4), "nonword_rate": round(nonword, 4), "incoherent": bool(flag)}
 
 
