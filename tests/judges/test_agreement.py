@@ -135,3 +135,31 @@ def test_harmeval_reports_refusal_rate_and_incoherent_share():
     # a judge without a refusal head: no refusal rate; incoherence is still measured
     ev2 = summarize(["a", "b"], ["c", "c"], ["the the the the the the the the", "fine answer here"], [0.9, 0.1], "x@1")
     assert ev2.refusal_rate is None and ev2.incoherent_share == 0.5 and ev2.generations[0].incoherent
+
+
+def test_report_shows_refusal_rate_incoherence_and_agreement(tmp_path):
+    """The evaluation report's refusal table reads each attack's first / last saved generations."""
+    from alignkit.conditions.schema import AttackRun, AttackSpec, CurvePoint, EvaluationReport, ModelEntry, \
+        ResistanceResult
+    from alignkit.reporting import tables as T
+    from alignkit.reporting.render import markdown
+
+    first = [{"prompt": "q", "completion": "No.", "score": 0.0, "refused": 0.9, "harm": 0.1, "incoherent": False}] * 4
+    last = ([{"prompt": "q", "completion": "Sure: [X]", "score": 0.8, "refused": 0.1, "harm": 0.9,
+              "incoherent": False}] * 3 + [{"prompt": "q", "completion": "a a a a a a a a", "score": 0.0,
+                                            "refused": 0.2, "harm": 0.5, "incoherent": True}])
+    run = _run_dir(tmp_path, first, step=0)
+    _run_dir(tmp_path, last, step=10)
+    spec = AttackSpec(lr=8e-5, num_samples=8, max_steps=10)
+    ar = AttackRun(model="base", spec=spec, run_dir=str(run),
+                   curve=[CurvePoint(step=0, harmfulness=0.0, share_harmful=0.0),
+                          CurvePoint(step=10, harmfulness=0.6, share_harmful=0.75)])
+    rep = EvaluationReport(config={}, provenance={}, judge="minilm@2",
+                           models=[ModelEntry(label="base", path="/b", role="base")], phi=0.1,
+                           resistance=ResistanceResult(phi=0.1, phi_source="given", runs=[ar], verdicts=[]),
+                           extra={"judge_agreement": refusal_agreement(run, "minilm@2")})
+    header, rows = T.refusal_table(rep)
+    assert header[-2:] == ["refusal rate", "incoherent share"]
+    assert rows == [["base", rows[0][1], "0.00 -> 0.60", "0.00 -> 0.75", "1.00 -> 0.00", "0.00 -> 0.25"]]
+    md = markdown(rep)
+    assert "Refusals and incoherence" in md and "Cohen's kappa" in md and "1.00 -> 0.00" in md
