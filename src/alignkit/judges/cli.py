@@ -33,7 +33,7 @@ def _judge(spec: str, weights: Optional[str] = None):
 
     name, opts = parse_judge_spec(spec)
     if weights:
-        if name != "minilm":
+        if name.split("@")[0] != "minilm":
             raise AlignkitError("--weights only applies to the minilm judge")
         opts["weights"] = weights
     return get_judge(name, **opts)
