@@ -25,10 +25,25 @@ def test_score_formula():
 
 
 def test_rubric_text_is_the_vendored_strongreject_one():
+    """The package ships the StrongREJECT rubric: the judge must use it, not the embedded paraphrase."""
+    from pathlib import Path
+
+    import alignkit.data
+
+    vendored = Path(alignkit.data.__file__).parent / "vendored" / "strongreject" / "prompts"
     r, source = load_rubric()
-    assert "{forbidden_prompt}" in r["user"] and "{response}" in r["user"]
-    assert "1.b" in r["user"] and r["system"]
-    assert "vendored" in source or r["user"] == FALLBACK_RUBRIC
+    assert source == "strongreject (vendored, MIT)"
+    assert r["user"] == (vendored / "rubric_user.txt").read_text(encoding="utf-8")
+    assert r["user"] != FALLBACK_RUBRIC
+    assert "{forbidden_prompt}" in r["user"] and "{response}" in r["user"] and "1.b" in r["user"]
+
+
+def test_rubric_falls_back_to_the_paraphrase_when_the_data_is_broken(monkeypatch):
+    import alignkit.data.eval_prompts as ep
+
+    monkeypatch.setattr(ep, "strongreject_rubric", lambda: {"system": "s", "user": "no placeholders"})
+    r, source = load_rubric()
+    assert source == "strongreject paraphrase (embedded)" and r["user"] == FALLBACK_RUBRIC
 
 
 def test_plumbing_on_tiny_random_llama(tiny_model_path):
