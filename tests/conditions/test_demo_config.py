@@ -26,3 +26,16 @@ def test_demo_config_options_are_documented_and_checked():
         assert field.description and not field.is_required(), name
     with pytest.raises(ValueError, match="align_threshold"):
         DemoConfig(align_threshold=1.5)
+
+
+def test_demo_raw_measurement_context_accepts_the_base_itself(tmp_path):
+    """The demo measures the raw model through a base-only Context; evaluate itself rejects --model == --base."""
+    from alignkit.conditions.context import Context
+    from alignkit.conditions.evaluate import EvaluateConfig
+    from alignkit.errors import AlignkitError
+
+    cfg = EvaluateConfig(model=["tiny-random-llama"], base="tiny-random-llama", output_dir=str(tmp_path / "e"))
+    with pytest.raises(AlignkitError, match="is the --base model itself"):
+        Context(cfg)
+    ctx = Context(cfg, base_only=True)
+    assert ctx.base.role == "base"

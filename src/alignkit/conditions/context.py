@@ -42,7 +42,10 @@ def read_card(path: str) -> dict:
 class Context:
     """What every condition runner needs: the config, the models, the run folder, stage cache, progress."""
 
-    def __init__(self, config: EvaluateConfig, progress: Any = None, log: Callable[[str], None] | None = None):
+    def __init__(self, config: EvaluateConfig, progress: Any = None, log: Callable[[str], None] | None = None,
+                 *, base_only: bool = False):
+        """``base_only``: a context that only measures the base (the demo's raw-model stage); a defended model
+        equal to the base is then allowed, since no condition compares them."""
         from alignkit.models import resolve_model
 
         self.config = config
@@ -59,7 +62,7 @@ class Context:
         check_judge_import(config.judge, config.allow_judge_import)
         same = [m for m in config.model if resolve_model(m) == base_path or Path(resolve_model(m)).resolve()
                 == Path(base_path).resolve()]
-        if same:
+        if same and not base_only:
             raise AlignkitError(f"--model {same[0]!r} is the --base model itself; give the defended model(s) and "
                                 "the undefended base they started from")
         entries = [ModelEntry(label="base", path=base_path, role="base", defence=read_card(base_path).get("defence"))]

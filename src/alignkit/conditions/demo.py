@@ -147,7 +147,7 @@ def run_demo(cfg: DemoConfig, console: Optional[Any] = None) -> Any:
         def measure(path: str) -> dict:
             from alignkit.conditions.context import Context
 
-            ctx = Context(EvaluateConfig(model=[path], base=path, output_dir=str(out), **eval_kw))
+            ctx = Context(EvaluateConfig(model=[path], base=path, output_dir=str(out), **eval_kw), base_only=True)
             model, tok = ctx.load(ctx.base)
             ev = ctx.harmfulness(model, tok)
             return {"mean": ev.mean, "share_harmful": ev.share_harmful, "ci95": list(ev.ci95), "judge": ev.judge,
