@@ -82,6 +82,15 @@ CASES = [
      "would import and run Python module 'os'"),
     ("evaluate-judge-import", ["evaluate", *T, "--base", "smollm2-135m-instruct", "--judge", "os:getcwd",
                                "--output-dir", "{tmp}/e"], 2, "--allow-judge-import"),
+    # judge commands
+    ("judge-eval-limit-zero", ["judge", "eval", "--split", "test", "--limit", "0"], 2, "--limit"),
+    ("judge-eval-limit-negative", ["judge", "eval", "--split", "test", "--limit", "-3"], 2, "--limit"),
+    ("judge-eval-output-below-file", ["judge", "eval", "--split", "test", "--output", "{file}/m.json"], 2,
+     "--output"),
+    ("judge-eval-output-folder", ["judge", "eval", "--split", "test", "--output", "{tmp}"], 2, "is a folder"),
+    ("judge-score-output-below-file", ["judge", "score", "--judge", "refusal-keywords", "--prompt", "p",
+                                       "--completion", "c", "--output", "{file}/s.jsonl"], 2, "--output"),
+    ("judge-train-output-below-file", ["judge", "train", "--output", "{file}/w.safetensors"], 2, "--output"),
     ("attack-pickle-adapter", [*ATTACK, "--security-vector", "{pickle_sv}", "--output-dir", "{tmp}/a"], 2,
      "pickle weights (adapter_model.bin)"),
 ]

@@ -258,6 +258,24 @@ def check_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+def check_writable_file(path: str | Path | None, flag: str = "--output") -> Path | None:
+    """Before any work: ``path`` can be written as a file (its folder is created), else a one-line
+    :class:`AlignkitError` naming ``flag``. ``None`` passes through."""
+    from alignkit.errors import AlignkitError
+
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise AlignkitError(f"{flag} {str(path)!r} is a folder; give a file path")
+    try:
+        check_writable_dir(path.parent)
+    except AlignkitError:
+        raise AlignkitError(f"{flag} {str(path)!r}: its folder cannot be created or written; pick another "
+                            "path") from None
+    return path
+
+
 def read_records(path: str | Path) -> list[dict]:
     """The objects of a user's ``.jsonl`` (one JSON object per line) or ``.json`` (a list of objects, or
     ``{"data": [...]}`` / ``{"rows": [...]}``) file. Every problem is one :class:`AlignkitError` naming the file

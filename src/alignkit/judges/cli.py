@@ -73,6 +73,9 @@ def train(
     """Train a minilm judge (v2 by default; --ship reproduces the shipped weights)."""
     if ship and output:
         raise AlignkitError("give either --ship or --output, not both")
+    from alignkit.io import check_writable_file
+
+    check_writable_file(output)
     if version not in ("1", "2"):
         raise AlignkitError(f"unknown minilm judge version {version!r}; available: 1, 2")
     if version == "2":
@@ -126,13 +129,16 @@ def eval_cmd(
                                                    "without it: the out-of-distribution table"),
     seed: int = typer.Option(0, help="split seed (must match the seed the judge was trained with)"),
     dataset: str = typer.Option("judge-labels", help="--split mode: dataset of JudgeExample rows"),
-    limit: Optional[int] = typer.Option(None, help="--split mode: only the first N rows (quick checks)"),
+    limit: Optional[int] = typer.Option(None, min=1, help="--split mode: only the first N rows (quick checks)"),
     probe_judges: str = typer.Option("minilm@1,refusal-keywords", help="OOD mode: other judges to score on the "
                                                                        "probe set beside minilm@2 ('' for none)"),
     output: Optional[Path] = typer.Option(None, help="also write the metrics as JSON here"),
 ) -> None:
     """Out-of-distribution table of the minilm@2 recipe (leave-one-category-out, harm <-> refusal-scorer,
     hand-written probe set); with --split: held-out judge-labels metrics of any judge."""
+    from alignkit.io import check_writable_file
+
+    check_writable_file(output)
     if split is None:
         if limit is not None or weights is not None:
             raise AlignkitError("--limit and --weights apply to --split mode only")
@@ -208,6 +214,9 @@ def score(
     weights: Optional[str] = typer.Option(None, help="minilm only: a trained weights file"),
 ) -> None:
     """Score one (prompt, completion) pair or a JSONL file of them."""
+    from alignkit.io import check_writable_file
+
+    check_writable_file(output)
     if input is not None:
         if prompt is not None or completion is not None:
             raise AlignkitError("give either --input or --prompt/--completion, not both")
@@ -271,8 +280,10 @@ def agree(
     from rich.console import Console
     from rich.table import Table
 
+    from alignkit.io import check_writable_file
     from alignkit.judges.agreement import agreement, parse_judges, saved_generations
 
+    check_writable_file(output)
     specs = parse_judges(judges)
     rows = saved_generations(run_dir)
     res = agreement(rows, specs)
