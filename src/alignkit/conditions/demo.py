@@ -6,7 +6,7 @@
 3. immunize: RepNoise on the base, trained on every harm category except the held-out ones (so that
    in-domain generalization can be tested). Settings (explicit, see PRESETS): lr 1e-3, alpha 1, beta 0.25, batch
    4 x 96 tokens. The paper's Llama-2-7b settings (lr 2e-5, beta 0.001) do nothing at this budget on a 135M
-   model (docs/resources.md); lr 1e-3 / beta 0.25 is the paper's small-model (Qwen) setting;
+   model (a feasibility run: as harmful as the undefended model after the attack); lr 1e-3 / beta 0.25 is the paper's small-model (Qwen) setting;
 4. evaluate: attacks on base and defended at two learning rates, then stability, generalization,
    trainability and depth (``alignkit.conditions.evaluate``);
 5. report: ``<output-dir>/report.html`` (+ report.md, results.json) and a terminal summary.
