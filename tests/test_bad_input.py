@@ -82,6 +82,11 @@ CASES = [
      "would import and run Python module 'os'"),
     ("evaluate-judge-import", ["evaluate", *T, "--base", "smollm2-135m-instruct", "--judge", "os:getcwd",
                                "--output-dir", "{tmp}/e"], 2, "--allow-judge-import"),
+    # CTE commands (their other bad inputs are table-driven in tests/cte/test_cli.py)
+    ("cte-generate-out-file", ["cte", "generate", "--method", "random", "-n", "2", "--out", "{file}"], 2,
+     "is a file, not a folder; pick another --out"),
+    ("cte-pipeline-out-below-file", ["cte", "pipeline", "--out", "{file}/x"], 2, "pick another --out"),
+    ("cte-explain-out-file", ["cte", "explain", "{file}", "--out", "{file}"], 2, "--out"),
     # judge commands
     ("judge-eval-limit-zero", ["judge", "eval", "--split", "test", "--limit", "0"], 2, "--limit"),
     ("judge-eval-limit-negative", ["judge", "eval", "--split", "test", "--limit", "-3"], 2, "--limit"),

@@ -64,6 +64,16 @@ def _check_options(weights: str, realisticness: str, env: str) -> None:
     make_env(env)
 
 
+def _writable(out: Path) -> Path:
+    """The run folder can be created and written (else one line naming --out)."""
+    from alignkit.io import check_writable_dir
+
+    try:
+        return check_writable_dir(out)
+    except AlignkitError as e:
+        raise AlignkitError(str(e).replace("--output-dir", "--out")) from None
+
+
 def _at_least(name: str, value: Optional[int], low: int = 1) -> None:
     if value is not None and value < low:
         raise AlignkitError(f"{name} must be at least {low} (got {value})")
@@ -175,6 +185,7 @@ def train(out: Path = typer.Option(DEFAULT_RUN / "weights", help="folder for the
 
     if demos < 1 or timesteps < 2048:
         raise AlignkitError("--demos must be >= 1 and --timesteps >= 2048")
+    _writable(out)
     torch.set_num_threads(1)
     meta = train_airl(out, n_demos=demos, total_steps=timesteps, seed=seed, log=console.print)
     console.print_json(json.dumps(meta["agreement"]))
@@ -199,6 +210,7 @@ def generate_cmd(method: str = typer.Option("mcto", "--method", "-m", help="mcto
     _at_least("--n-starts", n_starts)
     _at_least("--n-iter", n_iter)
     _check_options(weights, realisticness, env)
+    _writable(out)
     settings = {}
     if method == "mcto":
         if n_starts is not None:
@@ -247,6 +259,7 @@ def explain(trajectory: Path = typer.Argument(..., help="JSON file {'layout_seed
 
     _check_method(method)
     _check_options(weights, realisticness, env)
+    _writable(out)
     png = explain_trajectory(trajectory, method, out, seed=seed, weights=_check_model_dir(model_dir),
                              scorer_weights=weights, realisticness=realisticness, env_id=env)
     console.print(f"PNG -> {png}")
@@ -273,7 +286,7 @@ def pipeline(preset: str = typer.Option("quick", help="quick (minutes) | paper (
     _at_least("--seeds", seeds)
     weights = weights or p.weights
     _check_options(weights, realisticness, env)
-    out = out or DEFAULT_RUN / preset
+    out = _writable(out or DEFAULT_RUN / preset)
     _check_model_dir(model_dir)
     n = n if n is not None else p.n
     t0 = time.perf_counter()
