@@ -71,13 +71,10 @@ def apply_preset(cfg: BaseModel, presets: dict[str, dict[str, Any]]) -> BaseMode
 
 
 def check_judge(spec: str, allowed: bool) -> None:
-    """``--judge package.module:Class`` imports and runs code: refused unless allowed (as ``alignkit attack``)."""
-    if not isinstance(spec, str) or ":" not in spec or allowed:
-        return
-    left, _, right = spec.strip().partition(":")
-    if right.isidentifier() and all(part.isidentifier() for part in left.split(".")):
-        raise AlignkitError(f"--judge {spec!r} would import and run Python module {left!r}; use a registered judge "
-                            "(alignkit judge list), or pass --allow-judge-import if you trust that module")
+    """``--judge package.module:Class`` imports and runs code: refused unless allowed (the attack's own check)."""
+    from alignkit.attacks.base import check_judge_import
+
+    check_judge_import(spec, allowed)
 
 
 def default_output_dir(kind: str, model: str, extra: str = "") -> Path:
