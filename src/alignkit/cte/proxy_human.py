@@ -158,14 +158,7 @@ def evaluate(data: dict[str, tuple[np.ndarray, np.ndarray]], seeds: list[int], m
                                 "(generate more with -n)")
     per: dict[tuple, list[float]] = {}
     for seed in seeds:
-        rng = np.random.default_rng(seed)
-        splits = {}
-        for name, (X, Y) in data.items():
-            perm = rng.permutation(len(X))
-            n_te = max(1, int(round(test_frac * len(X))))
-            splits[name] = (perm[n_te:], perm[:n_te])
-        comb_X = np.concatenate([data[n][0][splits[n][1]] for n in data])
-        comb_Y = np.concatenate([data[n][1][splits[n][1]] for n in data])
+        splits, comb_X, comb_Y = _split(data, seed, test_frac)
         for name, (X, Y) in data.items():
             tr, te = splits[name]
             for model in models:
@@ -270,17 +263,23 @@ def ci95(vals) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def _one_seed(data, seed, n_trains, models, targets, test_frac, epochs) -> list[tuple]:
-    """All fits of one seed: [(key, pearson, sign accuracy, n), ...]."""
-    out = []
+def _split(data, seed, test_frac):
+    """Per generator a seeded (train, test) index split; the combined test set over all generators."""
     rng = np.random.default_rng(seed)
     splits = {}
-    for name, (X, Y) in data.items():
+    for name, (X, _) in data.items():
         perm = rng.permutation(len(X))
         n_te = max(1, int(round(test_frac * len(X))))
         splits[name] = (perm[n_te:], perm[:n_te])
     comb_X = np.concatenate([data[n][0][splits[n][1]] for n in data])
     comb_Y = np.concatenate([data[n][1][splits[n][1]] for n in data])
+    return splits, comb_X, comb_Y
+
+
+def _one_seed(data, seed, n_trains, models, targets, test_frac, epochs) -> list[tuple]:
+    """All fits of one seed: [(key, pearson, sign accuracy, n), ...]."""
+    out = []
+    splits, comb_X, comb_Y = _split(data, seed, test_frac)
     for name, (X, Y) in data.items():
         order = np.random.default_rng(10_000 + seed).permutation(splits[name][0])
         for nt in n_trains:
