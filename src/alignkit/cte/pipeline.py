@@ -414,10 +414,12 @@ def plot_curves(res: dict, path: str | Path, model: str = "mlp") -> Path:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"Proxy-human learning curves ({model}, combined test set, 95% bands over {res['seeds']} seeds)")
     fig.tight_layout()
+    from alignkit.io import unique_temp
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with unique_temp(path) as tmp:  # unique name beside the PNG, removed on failure
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
     return path

@@ -63,12 +63,14 @@ def draw_cte(orig_states, cf_states, orig_actions, cf_actions, orig_rewards, cf_
         fig.tight_layout(rect=(0, 0, 1, 0.94))
     else:
         fig.tight_layout()
+    from alignkit.io import unique_temp
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with unique_temp(path) as tmp:  # unique name beside the PNG, removed on failure
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
