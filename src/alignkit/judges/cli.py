@@ -181,6 +181,14 @@ def print_ood(t: dict) -> None:
     lm = t["loco_mean"]
     tab.add_row("leave-one-category-out", "mean of 8", "", fmt(lm["all"]["accuracy"]), fmt(lm["all"]["auroc"]), "",
                 fmt(lm["clear"]["accuracy"]), fmt(lm["clear"]["auroc"]))
+    hc = t.get("human_ceiling") or {}
+    for c, r in hc.get("by_category", {}).items():
+        tab.add_row("human annotator vs others", f"pyrit harm: {c}, {r['rows']} rows",
+                    str(r["n"]), fmt(r["accuracy"]), fmt(r["auroc"]), "", "", "")
+    if hc.get("overall"):
+        r = hc["overall"]
+        tab.add_row("human annotator vs others", f"all {hc['rows']} multi-annotator rows", str(r["n"]), fmt(r["accuracy"]),
+                    fmt(r["auroc"]), "", "", "")
     h = t["harm_to_refusal"]
     tab.add_row("train harm -> test refusal", "refusal scorer (refused)", str(h["n"]), fmt(h["accuracy"]),
                 fmt(h["auroc"]), "", "", "")

@@ -422,6 +422,10 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
         out.setdefault("mean_ood", {})[k] = {"accuracy": round(float(np.mean(accs)), 4),
                                              "auroc": round(float(np.mean(aucs)), 4)}
 
+    from alignkit.judges.human_ceiling import human_ceiling
+
+    out["human_ceiling"] = human_ceiling()
+
     params = fit_heads(X, rows, allidx, cfg)
     pinc = [incoherence(r["completion"], tok)["incoherent"] for r in probe]
     refused, harm, s = apply_heads(params, Xp, pinc)
