@@ -187,8 +187,8 @@ def print_ood(t: dict) -> None:
                     str(r["n"]), fmt(r["accuracy"]), fmt(r["auroc"]), "", "", "")
     if hc.get("overall"):
         r = hc["overall"]
-        tab.add_row("human annotator vs others", f"all {hc['rows']} multi-annotator rows", str(r["n"]), fmt(r["accuracy"]),
-                    fmt(r["auroc"]), "", "", "")
+        tab.add_row("human annotator vs others", f"all {hc['rows']} multi-annotator rows", str(r["n"]),
+                    fmt(r["accuracy"]), fmt(r["auroc"]), "", "", "")
     h = t["harm_to_refusal"]
     tab.add_row("train harm -> test refusal", "refusal scorer (refused)", str(h["n"]), fmt(h["accuracy"]),
                 fmt(h["auroc"]), "", "", "")
