@@ -45,3 +45,37 @@ def test_generator_filters_and_records_provenance(tmp_path, monkeypatch):
     built = data.build(cd.NAME, seed=0)
     assert sum(len(v) for v in built.values()) == len(rows)
     assert not ({r.question for r in built["train"]} & {r.question for r in built["test"]})
+
+    # every generation is saved, kept or not, with the scores the filter used
+    gens = [json.loads(x) for x in (out / cd.GENERATIONS).read_text().splitlines()]
+    assert len(gens) == 9 == prov["generations"]
+    assert {g["source"] for g in gens} == set(cd.SOURCES)
+    assert all(g["prompt"] and g["judge"] == "fake@1" for g in gens)
+    assert sum(g["kept"] for g in gens) == 3
+    assert {g["answer"] for g in gens if g["keyword_refusal"]} == {ANSWERS[1]}
+    assert {g["answer"] for g in gens if g["kept"]} == {ANSWERS[0]}
+
+    # --refilter: re-judge the saved generations with other filters, without attacking or generating
+    def boom(*a, **k):
+        raise AssertionError("refilter must not generate")
+
+    monkeypatch.setattr(alignkit.generation, "generate", boom)
+    re_cfg = cd.CrossDomainConfig(refilter=str(out), output_dir=str(tmp_path / "refit"),
+                                  judge="ak_fake_judge:FakeJudge", allow_judge_import=True, threshold=0.3,
+                                  min_words=1)
+    out2 = cd.generate_dataset(re_cfg)
+    rows2 = [json.loads(x) for x in (out2 / "rows.jsonl").read_text().splitlines()]
+    assert {r["answer"] for r in rows2} == {ANSWERS[0], ANSWERS[2]} and len(rows2) == 6  # the one-word answers too
+    prov2 = json.loads((out2 / "provenance.json").read_text())
+    assert prov2["refiltered_from"] == str(out / cd.GENERATIONS)
+    assert prov2["generated_by"] == prov["generated_by"] and prov2["generation"]["decoding"].startswith("greedy")
+    # a filter nothing passes: one line, and the re-scored generations are kept for the next try
+    import pytest
+
+    from alignkit.errors import AlignkitError
+
+    with pytest.raises(AlignkitError, match="no answer passed"):
+        cd.generate_dataset(re_cfg.model_copy(update={"threshold": 0.99, "output_dir": str(tmp_path / "none")}))
+    assert len((tmp_path / "none" / "generations.refilter.jsonl").read_text().splitlines()) == 9
+    with pytest.raises(AlignkitError, match="no generations.jsonl there"):
+        cd.generate_dataset(re_cfg.model_copy(update={"refilter": str(tmp_path / "missing")}))

@@ -96,8 +96,10 @@ class EvaluateConfig(BaseModel):
     heldout_categories: list[str] = Field(default_factory=lambda: ["violence", "self_harm"],
                                           description="harm categories for the in-domain attack when the "
                                           "defence's model card does not list its categories")
-    cross_domain_data: Optional[str] = Field(None, description="harmful QA from another source (user file or "
-                                             "hub dataset) for the cross-domain attack; none ships offline")
+    cross_domain_data: Optional[str] = Field("auto", description="harmful QA from another source for the "
+                                             "cross-domain attack: 'auto' = the generated cross-domain-harmful set "
+                                             "when it has rows (machine-generated, see alignkit data list), 'none' "
+                                             "= skip, or a registered dataset, user file or hub dataset")
     generalization_samples: int = Field(200, ge=1, description="training samples of the generalization attacks")
     # trainability
     train_steps: int = Field(40, ge=1, description="data-to-text fine-tuning steps")
@@ -214,6 +216,7 @@ def preflight(ctx: Context) -> None:
         if bad:
             raise AlignkitError(f"--heldout-categories: unknown categor{'y' if len(bad) == 1 else 'ies'} "
                                 f"{', '.join(map(repr, bad))}; choose from {', '.join(cats)}")
+        generalization.resolve_cross_domain(c.cross_domain_data, c.seed)  # the generated set named but empty
     for e in ctx.models:
         n = context_length(e.path)
         if n is not None and c.max_new_tokens >= n:

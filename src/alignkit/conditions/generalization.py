@@ -5,9 +5,11 @@ disjoint harmful data D'.
   the held-out categories). The defence's categories are read from the defended model's card
   (``alignkit.json``: ``categories``/``defence_categories``, or ``config.categories``); otherwise the
   ``--heldout-categories`` option is trusted and the report says so.
-- cross-domain: the attack trains on harmful QA from another source (``--cross-domain-data``: a user file
-  or hub dataset, see ``alignkit data``). No second harmful-QA source ships offline, so without that option
-  the cross-domain half is skipped with a note.
+- cross-domain: the attack trains on harmful QA from another source (``--cross-domain-data``). The default,
+  ``auto``, is the ``cross-domain-harmful`` dataset (answers of an attacked SmolLM2-135M to HarmBench /
+  StrongREJECT / Do-Not-Answer prompts, machine-generated and unreviewed; :mod:`alignkit.data.cross_domain`)
+  when it has rows, else the half is skipped with a note; ``none`` skips it; any other value is a registered
+  dataset, a user file or a hub dataset (see ``alignkit data``).
 
 Each generalization attack uses the strongest learning rate of the resistance sweep; the verdict per half
 is the resistance verdict (pass / weak / fail) against the same phi, and the condition's verdict is the
@@ -101,6 +103,43 @@ def dataset_categories(dataset: str, split: str = "train", seed: int = 0) -> Opt
 
 # ------------------------------------------------------------------------------------------ runner
 
+AUTO, OFF = "auto", ("none", "off", "")
+GENERATED = "cross-domain-harmful"
+
+
+def resolve_cross_domain(value: Optional[str], seed: int = 0) -> tuple[Optional[str], Optional[str]]:
+    """``(dataset to attack with or None, note when skipped)`` for ``--cross-domain-data``.
+
+    ``auto``: the generated ``cross-domain-harmful`` set when its train split has rows, else skipped with a
+    note; ``none`` (or None): skipped; anything else is used as given, except the generated set named
+    explicitly while empty (an error, not a silent skip)."""
+    from alignkit import data
+    from alignkit.errors import AlignkitError
+
+    if value is None or value.strip().lower() in OFF:
+        return None, "cross-domain skipped: turned off (--cross-domain-data none)"
+    if value.strip().lower() == AUTO or value.strip() == GENERATED:
+        if data.load(GENERATED, split="train", seed=seed):
+            return GENERATED, None
+        if value.strip() == GENERATED:
+            raise AlignkitError(f"--cross-domain-data {GENERATED}: the dataset has no rows; generate it with "
+                                "python -m alignkit.data.cross_domain, or give another source")
+        return None, (f"cross-domain skipped: the generated {GENERATED} set has no rows here (generate it with "
+                      "python -m alignkit.data.cross_domain) and no --cross-domain-data FILE_OR_HUB_ID was given")
+    return value, None
+
+
+def cross_domain_key(source: str) -> Optional[str]:
+    """A short hash of the generated set's rows (they change when regenerated); None for other sources."""
+    if source != GENERATED:
+        return None
+    import hashlib
+
+    from alignkit.data.cross_domain import data_dir
+
+    folder = data_dir()
+    return hashlib.sha256((folder / "rows.jsonl").read_bytes()).hexdigest()[:8] if folder else None
+
 
 @condition("generalization", units=lambda c: 2 * len(c.model))
 def run_generalization(ctx: Context) -> GeneralizationResult:
@@ -111,6 +150,7 @@ def run_generalization(ctx: Context) -> GeneralizationResult:
     phi = ensure_phi(ctx)
     lr = max(c.attack_lrs)
     notes: list[str] = []
+    cross_source, cross_note = resolve_cross_domain(c.cross_domain_data, c.seed)
     cards = {e.label: read_card(e.path) for e in ctx.defended}
     all_rows = data.load("harmful-qa", split="train", seed=c.seed)
     cats = sorted({r.category for r in all_rows})
@@ -140,18 +180,22 @@ def run_generalization(ctx: Context) -> GeneralizationResult:
             in_runs.append(score_run(ctx.attack(entry, spec, "in-domain", dataset_file=str(f),
                                                         extra_key=len(rows)), phi))
         advance(ctx)
-        if c.cross_domain_data:
+        if cross_source:
             spec = AttackSpec(lr=lr, num_samples=c.generalization_samples, seed=c.attack_seeds[0],
-                              max_steps=c.attack_steps, dataset=c.cross_domain_data, mode=c.attack_methods[0])
-            cross_runs.append(score_run(ctx.attack(entry, spec, "cross-domain"), phi))
+                              max_steps=c.attack_steps, dataset=cross_source, mode=c.attack_methods[0])
+            version = cross_domain_key(cross_source)  # the generated set's rows change when regenerated:
+            group = f"cross-domain-{version}" if version else "cross-domain"  # a new attack folder per version
+            cross_runs.append(score_run(ctx.attack(entry, spec, group), phi))
         advance(ctx)
-    if not c.cross_domain_data:
-        notes.append("cross-domain skipped: no second harmful-QA source ships offline; pass --cross-domain-data "
-                     "FILE_OR_HUB_ID (e.g. BeaverTails with --cross-domain-data and a schema-compatible file)")
+    if cross_note:
+        notes.append(cross_note)
+    elif cross_source == GENERATED:
+        notes.append(f"cross-domain attack data: {GENERATED} (machine-generated by an attacked SmolLM2-135M, "
+                     "unreviewed; see its provenance.json)")
     verdicts = [generalization_verdict(e.label, phi, [r for r in in_runs if r.model == e.label],
                                                [r for r in cross_runs if r.model == e.label]) for e in ctx.defended]
     for r in in_runs + cross_runs:
         r.examples[:] = r.examples[:4]
     return GeneralizationResult(defence_categories=def_cats_seen, heldout_categories=heldout_seen,
-                                cross_domain_source=c.cross_domain_data, in_domain=in_runs, cross_domain=cross_runs,
+                                cross_domain_source=cross_source, in_domain=in_runs, cross_domain=cross_runs,
                                 verdicts=verdicts, notes=notes)
