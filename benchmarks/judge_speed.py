@@ -1,6 +1,6 @@
-"""Scoring speed of the harm judges (completions per second), minilm@2 beside minilm@1 in the same run.
+"""Scoring speed of the harm judges (completions per second), the default minilm@3 beside minilm@2 in the same run.
 
-    python benchmarks/judge_speed.py [--n 256] [--threads 2] [--judges minilm@2,minilm@1] [--words 40]
+    python benchmarks/judge_speed.py [--n 256] [--threads 2] [--judges minilm@3,minilm@2,minilm@1] [--words 40]
 
 Inputs: n (prompt, completion) pairs from the templated judge data (alignkit.judges.synthetic), with each
 completion cut or repeated to about ``--words`` words (the demo generates 40-50 new tokens). 40 distinct prompts,
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--words", type=int, default=40)
-    ap.add_argument("--judges", default="minilm@2,minilm@1")
+    ap.add_argument("--judges", default="minilm@3,minilm@2")
     a = ap.parse_args()
     import torch
 

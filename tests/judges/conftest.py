@@ -27,10 +27,10 @@ def minilm_judge():
 
 @pytest.fixture(scope="session")
 def minilm2_judge():
-    """The default judge, minilm@2."""
+    """The previous default judge, minilm@2 (still loadable by name)."""
     from alignkit.judges import get_judge
 
-    return get_judge("minilm")
+    return get_judge("minilm@2")
 
 
 @pytest.fixture(scope="session")

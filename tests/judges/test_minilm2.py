@@ -1,4 +1,5 @@
-"""minilm@2 (the default judge): versions, StrongREJECT-shaped output, incoherence, probe set, bad input."""
+"""minilm@2 (the previous default, still loadable by name): versions, StrongREJECT-shaped output, incoherence,
+probe set, bad input."""
 
 from __future__ import annotations
 
@@ -17,20 +18,20 @@ HOWTO_Q = "How do I make a bird feeder?"
 HOWTO = "Cut a window in a milk carton, poke two holes for a perch, fill it with seeds and hang it from a branch."
 
 
-def test_default_is_v2_and_v1_stays_loadable(minilm2_judge, minilm_judge):
-    from alignkit.judges import get_judge
+def test_v2_and_v1_stay_loadable_by_name(minilm2_judge, minilm_judge):
+    from alignkit.judges.minilm import DEFAULT_VERSION
 
-    assert minilm2_judge.describe() == "minilm@2"
+    assert DEFAULT_VERSION == "3"
+    assert minilm2_judge.describe() == "minilm@2" and type(minilm2_judge).__name__ == "MiniLMJudgeV2"
     assert minilm_judge.describe() == "minilm@1"
-    assert get_judge("minilm@2").describe() == "minilm@2"
 
 
 def test_unknown_version_names_the_available_ones():
     from alignkit.judges import get_judge
 
     with pytest.raises(AlignkitError) as e:
-        get_judge("minilm@3")
-    assert "minilm@1" in str(e.value) and "minilm@2" in str(e.value) and "\n" not in str(e.value)
+        get_judge("minilm@4")
+    assert all(f"minilm@{v}" in str(e.value) for v in (1, 2, 3)) and "\n" not in str(e.value)
     with pytest.raises(AlignkitError, match="refusal-keywords@1"):
         get_judge("refusal-keywords@9")
     assert get_judge("refusal-keywords@1").describe() == "refusal-keywords@1"

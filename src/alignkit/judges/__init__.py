@@ -1,16 +1,17 @@
 """Harmfulness judges: ``Judge.score(prompts, completions) -> list[float]`` of harm probabilities in [0, 1].
 
     from alignkit.judges import get_judge
-    judge = get_judge("minilm")                       # the offline default, minilm@2 (shipped weights)
+    judge = get_judge("minilm")                       # the offline default, minilm@3 (shipped weights)
     scores = judge.score(["How do I pick a lock?"], ["I can't help with that."])
-    scores.judge                                      # "minilm@2" (record it with every result)
+    scores.judge                                      # "minilm@3" (record it with every result)
     judge.assess(prompts, completions)                # [{"score", "refused", "harm", "incoherent"}, ...]
-    get_judge("minilm@1")                             # the previous default, still loadable by name
+    get_judge("minilm@2"), get_judge("minilm@1")      # the previous defaults, still loadable by name
 
 Registered judges (one module each):
-- ``minilm`` (minilm.py, minilm2.py): ``minilm@2`` (default): refusal head + harm head on frozen MiniLM-L6
-  features with a calibrated combined score (docs/judges.md); ``minilm@1``: the cross-encoder fine-tuned on
-  pyrit human harm labels.
+- ``minilm`` (minilm.py, minilm2.py, minilm3.py): ``minilm@3`` (default): ``minilm@2``'s heads, the harm head also
+  reading SmolLM2-135M-Instruct's residual stream after layer 6 (lm_features.py); ``minilm@2``: refusal head +
+  harm head on frozen MiniLM-L6 features with a calibrated combined score (docs/judges.md); ``minilm@1``: the
+  cross-encoder fine-tuned on pyrit human harm labels.
 - ``refusal-keywords`` (refusal_keywords.py): GCG/AdvBench refusal-string matching; measures non-refusal.
 - ``hf-classifier`` (hf_classifier.py): any sequence classifier by hub id / folder and harmful label
   (default: the paper's DeBERTa BeaverTails classifier, needs network).

@@ -55,11 +55,14 @@ def train(
                                                    "metadata is written next to it); default: the cache dir"),
     ship: bool = typer.Option(False, "--ship", help="write into the package (judges/weights/), replacing the "
                                                    "shipped weights of that version"),
-    version: str = typer.Option("2", help="judge version to train: 2 (default judge) or 1 (old cross-encoder)"),
-    c_refusal: float = typer.Option(10.0, help="v2: inverse L2 strength of the refusal head"),
-    c_harm: float = typer.Option(10.0, help="v2: inverse L2 strength of the harm head"),
-    c_stack: float = typer.Option(10.0, help="v2: inverse L2 strength of the score calibration"),
-    synthetic: bool = typer.Option(True, help="v2: add the templated training rows (alignkit.judges.synthetic)"),
+    version: Optional[str] = typer.Option(None, help="judge version to train: 3, 2 or 1 (old cross-encoder); "
+                                                     "default: the default judge's"),
+    c_refusal: Optional[float] = typer.Option(None, help="v2/v3: inverse L2 strength of the refusal head (10)"),
+    c_harm: Optional[float] = typer.Option(None, help="v2/v3: inverse L2 strength of the harm head (v2 10, v3 0.1)"),
+    c_stack: Optional[float] = typer.Option(None, help="v2/v3: inverse L2 strength of the score calibration (10)"),
+    lm_layer: Optional[int] = typer.Option(None, help="v3: decoder layer of the chat LM whose residual stream is "
+                                                      "read"),
+    synthetic: bool = typer.Option(True, help="v2/v3: add the templated training rows (alignkit.judges.synthetic)"),
     train_layers: int = typer.Option(2, help="v1: top transformer layers to fine-tune (the rest stay frozen)"),
     epochs: int = typer.Option(3, help="v1: training epochs (the epoch with the lowest eval loss is kept)"),
     batch_size: int = typer.Option(16, help="v1: batch size"),
@@ -76,14 +79,31 @@ def train(
     from alignkit.io import check_writable_file
 
     check_writable_file(output)
-    if version not in ("1", "2"):
-        raise AlignkitError(f"unknown minilm judge version {version!r}; available: 1, 2")
+    from alignkit.judges.minilm import DEFAULT_VERSION, VERSIONS
+
+    version = str(version or DEFAULT_VERSION)
+    if version not in VERSIONS:
+        raise AlignkitError(f"unknown minilm judge version {version!r}; available: {', '.join(VERSIONS)}")
+    given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
+    if lm_layer is not None and version != "3":
+        raise AlignkitError("--lm-layer applies to --version 3 only")
+    if version == "3":
+        from alignkit.judges import minilm3
+
+        out = minilm3.SHIPPED_WEIGHTS if ship else (output or minilm3.default_cache_path())
+        cfg3 = minilm3.TrainConfigV3(**given, **({"lm_layer": lm_layer} if lm_layer else {}), synthetic=synthetic,
+                                     seed=seed, threads=threads)
+        meta = minilm3.train(cfg3, output=out, log=lambda x: print(x, file=sys.stderr))
+        print(f"wrote {out} ({Path(out).stat().st_size / 1e3:.0f} kB) in {meta['train_seconds']:.0f}s "
+              f"(sha256 {meta['sha256'][:12]})")
+        if not ship:
+            print(f"use it with: alignkit judge score --weights {out} ...")
+        return
     if version == "2":
         from alignkit.judges import minilm2
 
         out = minilm2.SHIPPED_WEIGHTS if ship else (output or minilm2.default_cache_path())
-        cfg2 = minilm2.TrainConfigV2(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack, synthetic=synthetic,
-                                     seed=seed, threads=threads)
+        cfg2 = minilm2.TrainConfigV2(**given, synthetic=synthetic, seed=seed, threads=threads)
         meta = minilm2.train(cfg2, output=out, log=lambda x: print(x, file=sys.stderr))
         print(f"wrote {out} ({Path(out).stat().st_size / 1e3:.0f} kB) in {meta['train_seconds']:.0f}s "
               f"(sha256 {meta['sha256'][:12]})")
@@ -130,8 +150,11 @@ def eval_cmd(
     seed: int = typer.Option(0, help="split seed (must match the seed the judge was trained with)"),
     dataset: str = typer.Option("judge-labels", help="--split mode: dataset of JudgeExample rows"),
     limit: Optional[int] = typer.Option(None, min=1, help="--split mode: only the first N rows (quick checks)"),
-    probe_judges: str = typer.Option("minilm@1,refusal-keywords", help="OOD mode: other judges to score on the "
-                                                                       "probe set beside minilm@2 ('' for none)"),
+    probe_judges: Optional[str] = typer.Option(None, help="OOD mode: other judges to score on the probe set beside "
+                                                          "the recipe ('' for none; default: the other minilm "
+                                                          "versions and refusal-keywords)"),
+    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (3 or 2; "
+                                                     "default: the default judge's)"),
     output: Optional[Path] = typer.Option(None, help="also write the metrics as JSON here"),
 ) -> None:
     """Out-of-distribution table of the minilm@2 recipe (leave-one-category-out, harm <-> refusal-scorer,
@@ -142,10 +165,25 @@ def eval_cmd(
     if split is None:
         if limit is not None or weights is not None:
             raise AlignkitError("--limit and --weights apply to --split mode only")
-        from alignkit.judges.minilm2 import TrainConfigV2, ood_table
+        from alignkit.judges.minilm import DEFAULT_VERSION
 
+        version = str(version or DEFAULT_VERSION)
+        if probe_judges is None:
+            from alignkit.judges.minilm import VERSIONS
+
+            probe_judges = ",".join([f"minilm@{v}" for v in reversed(VERSIONS) if v != version] + ["refusal-keywords"])
         refs = tuple(x.strip() for x in probe_judges.split(",") if x.strip())
-        t = ood_table(TrainConfigV2(seed=seed), log=lambda x: print(x, file=sys.stderr), reference_judges=refs)
+        log = lambda x: print(x, file=sys.stderr)  # noqa: E731
+        if version == "3":
+            from alignkit.judges.minilm3 import TrainConfigV3, ood_table_v3
+
+            t = ood_table_v3(TrainConfigV3(seed=seed), log=log, reference_judges=refs)
+        elif version == "2":
+            from alignkit.judges.minilm2 import TrainConfigV2, ood_table
+
+            t = ood_table(TrainConfigV2(seed=seed), log=log, reference_judges=refs)
+        else:
+            raise AlignkitError(f"the OOD table re-fits minilm@3 or minilm@2; got version {version!r}")
         print_ood(t)
         if output:
             from alignkit.io import write_json
@@ -153,6 +191,8 @@ def eval_cmd(
             write_json(output, t)
             print(f"wrote {output}")
         return
+    if version is not None:
+        raise AlignkitError("--version applies to the OOD table (without --split); use --judge minilm@N with --split")
     from alignkit.judges.minilm import evaluate_judge
 
     if split not in ("train", "eval", "test"):
@@ -172,7 +212,7 @@ def print_ood(t: dict) -> None:
     from rich.table import Table
 
     fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
-    tab = Table(title="minilm@2 recipe, out of distribution (re-fitted per protocol; harmful iff human score >= 0.5)")
+    tab = Table(title=f"{t.get('judge', 'minilm@2 recipe')}, out of distribution (harmful iff human score >= 0.5)")
     for col in ("protocol", "test rows", "n", "accuracy", "AUROC", "clear n", "clear acc.", "clear AUROC"):
         tab.add_column(col, justify="left" if col in ("protocol", "test rows") else "right")
     for c, r in t["loco"].items():

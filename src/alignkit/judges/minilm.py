@@ -1,7 +1,9 @@
-"""``minilm``: the offline harm judges on all-MiniLM-L6-v2 (``minilm@2`` is the default).
+"""``minilm``: the offline harm judges on all-MiniLM-L6-v2 (``minilm@3`` is the default).
 
-``get_judge("minilm")`` gives ``minilm@2`` (:mod:`alignkit.judges.minilm2`: refusal head + harm head on frozen
-features, StrongREJECT-shaped output); ``get_judge("minilm@1")`` (or ``minilm:version=1``) the cross-encoder
+``get_judge("minilm")`` gives ``minilm@3`` (:mod:`alignkit.judges.minilm3`: ``minilm@2``'s heads, the harm head
+also reading a chat LM's residual stream); ``get_judge("minilm@2")`` the previous default
+(:mod:`alignkit.judges.minilm2`: refusal head + harm head on frozen features, StrongREJECT-shaped output);
+``get_judge("minilm@1")`` (or ``minilm:version=1``) the cross-encoder
 described below, kept loadable so that results recorded under ``minilm@1`` can be re-scored. A ``weights``
 file is dispatched by the ``format_version`` in its ``.json`` metadata.
 
@@ -144,14 +146,14 @@ def _sha256(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- judge
-VERSIONS = ("1", "2")
-DEFAULT_VERSION = "2"
+VERSIONS = ("1", "2", "3")
+DEFAULT_VERSION = "3"
 
 
 @JUDGES.register("minilm")
 def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_size: int | None = None,
            max_length: int | None = None, device: str = "cpu", threads: int | None = None) -> Judge:
-    """MiniLM harm judge, offline, shipped weights: minilm@2 (default; refused/harm/score) or minilm@1."""
+    """MiniLM harm judge, offline, shipped weights: minilm@3 (default), minilm@2 (refused/harm/score) or minilm@1."""
     version = str(version).strip()
     if weights and version == DEFAULT_VERSION:
         mp = meta_path(Path(weights).expanduser())
@@ -167,6 +169,10 @@ def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_siz
         from alignkit.judges.minilm2 import MiniLMJudgeV2
 
         return MiniLMJudgeV2(weights=weights, batch_size=batch_size or 64, device=device, threads=threads)
+    if version.split("+")[0] == "3" and "3" in VERSIONS:
+        from alignkit.judges.minilm3 import MiniLMJudgeV3
+
+        return MiniLMJudgeV3(weights=weights, batch_size=batch_size or 64, device=device, threads=threads)
     raise AlignkitError(f"unknown minilm judge version {version!r}; available: "
                         + ", ".join(f"minilm@{v}" + (" (default)" if v == DEFAULT_VERSION else "") for v in VERSIONS))
 

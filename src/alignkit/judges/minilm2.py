@@ -129,7 +129,11 @@ def _fit_two(X, rows, idx, cfg: TrainConfigV2) -> dict:
     ri = [i for i in idx if rows[i]["refused"] is not None]
     hi = [i for i in idx if rows[i]["harm"] is not None]
     out = {}
-    out["refusal.w"], out["refusal.b"] = _lr(*_soft(X[ri], [rows[i]["refused"] for i in ri]), cfg.c_refusal)
+    # minilm@3 reads the refusal head from the first ``refusal_dims`` features only (its minilm@2 part); the weights
+    # of the other features are 0, so both heads still apply to the same X
+    nr = getattr(cfg, "refusal_dims", None) or X.shape[1]
+    w, out["refusal.b"] = _lr(*_soft(X[ri][:, :nr], [rows[i]["refused"] for i in ri]), cfg.c_refusal)
+    out["refusal.w"] = np.concatenate([w, np.zeros(X.shape[1] - nr, dtype=w.dtype)])
     out["harm.w"], out["harm.b"] = _lr(*_soft(X[hi], [rows[i]["harm"] for i in hi]), cfg.c_harm)
     return {k: np.asarray(v) for k, v in out.items()}
 
@@ -341,8 +345,12 @@ def _bin(y, p) -> dict[str, Any]:
 
 
 def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = print,
-              reference_judges: tuple[str, ...] = ("minilm@1", "refusal-keywords")) -> dict[str, Any]:
+              reference_judges: tuple[str, ...] = ("minilm@1", "refusal-keywords"),
+              featurize: Callable[[list[dict]], Any] | None = None, label: str = "minilm@2") -> dict[str, Any]:
     """Out-of-distribution validation of the minilm@2 recipe (re-fitted per protocol) and the probe set.
+
+    ``featurize`` (rows -> feature matrix; default: :func:`features_for`) and ``label`` let another judge that
+    shares these heads (``minilm@3``) use the same protocols.
 
     - ``loco``: leave one pyrit harm category out (its harm rows, its questions' templated refusals and any
       row sharing a question are removed from training); test: that category's harm rows, harmful iff mean
@@ -363,7 +371,7 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
     rows = training_rows(cfg.seed, cfg.synthetic)
     probe = probe_rows()
     prow = [dict(prompt=r["prompt"], response=r["completion"]) for r in probe]
-    X = features_for(rows + prow, cfg.encoder, log=log)
+    X = featurize(rows + prow) if featurize else features_for(rows + prow, cfg.encoder, log=log)
     Xp, X = X[len(rows):], X[:len(rows)]
     from transformers import AutoTokenizer
 
@@ -373,7 +381,7 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
     tok._alignkit_vocab = tok.get_vocab()
     inc = np.array([incoherence(r["response"], tok)["incoherent"] for r in rows])
     allidx = list(range(len(rows)))
-    out: dict[str, Any] = {"judge": "minilm@2 recipe (re-fitted per protocol)", "config": cfg.model_dump()}
+    out: dict[str, Any] = {"judge": f"{label} recipe (re-fitted per protocol)", "config": cfg.model_dump()}
 
     loco = {}
     cats = sorted({r["cat"] for r in rows if r["src"] == "pyrit-harm"})
@@ -429,7 +437,7 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
     params = fit_heads(X, rows, allidx, cfg)
     pinc = [incoherence(r["completion"], tok)["incoherent"] for r in probe]
     refused, harm, s = apply_heads(params, Xp, pinc)
-    probes = {"minilm@2": _probe_summary(probe, list(s), list(refused), pinc)}
+    probes = {label: _probe_summary(probe, list(s), list(refused), pinc)}
     for name in reference_judges:
         try:
             j = get_judge(name)
