@@ -44,10 +44,10 @@ SETTINGS: dict[str, dict] = {
     # the demo --fast preset's setting: its model from the demo run is reused when present (same config)
     "demo": {"lr": 1e-3, "alpha": 1.0, "beta": 0.25, "max_steps": 12, "retain_mix": 0.0},
     "lr1e-4-m1": {"lr": 1e-4, "alpha": 1.0, "beta": 0.25, "max_steps": 12, "retain_mix": 1.0},
-    "lr3e-5-m1": {"lr": 3e-5, "alpha": 1.0, "beta": 0.25, "max_steps": 12, "retain_mix": 1.0},
     "lr3e-4-m2": {"lr": 3e-4, "alpha": 1.0, "beta": 0.25, "max_steps": 12, "retain_mix": 2.0},
     "lr1e-3-m2": {"lr": 1e-3, "alpha": 1.0, "beta": 0.25, "max_steps": 12, "retain_mix": 2.0},
     "lr5e-4-m2": {"lr": 5e-4, "alpha": 1.0, "beta": 0.25, "max_steps": 12, "retain_mix": 2.0},
+    "lr4e-4-m2": {"lr": 4e-4, "alpha": 1.0, "beta": 0.25, "max_steps": 12, "retain_mix": 2.0},
 }
 
 FAST_ATTACK = dict(attack_lrs=[8e-5], attack_samples=[64], attack_steps=12, eval_every=12, attack_max_length=80,
@@ -143,6 +143,36 @@ def pareto(rows: list[dict]) -> list[str]:
     return front
 
 
+def plot_front(path: Path, b: dict, rows: list[dict], front: list[str]) -> None:
+    """Harmfulness after the attack vs stability loss (attacked settings; the base at 0), front in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alignkit.io import unique_temp
+
+    done = [r for r in rows if "harm_after" in r]
+    if not done:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in done:
+        on = r["label"] in front
+        ax.scatter(r["stability_loss"], r["harm_after"], c="red" if on else "gray")
+        ax.annotate(r["label"], (r["stability_loss"], r["harm_after"]), fontsize=7)
+    if "harm_after" in b:
+        ax.axhline(b["harm_after"], ls="--", c="k", lw=0.8, label="attacked base")
+    ax.axvline(TOL, ls=":", c="b", lw=0.8, label="stability tolerance (10%)")
+    ax.set_xlabel("stability loss (max of natural-text ppl rise, relative probe drop)")
+    ax.set_ylabel("harmfulness after the attack")
+    ax.legend(fontsize=7)
+    ax.set_title("RepNoise on SmolLM2-135M (red: Pareto front)", fontsize=9)
+    fig.tight_layout()
+    with unique_temp(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
 def fmt(x, p=3):
     return "-" if x is None else (f"{x:.{p}f}" if isinstance(x, float) else str(x))
 
@@ -185,6 +215,7 @@ def summarize(out: Path, labels: list[str], confirm: dict | None) -> dict:
             lines.append(f"| {s} | {fmt(bs.get('pre'))} -> {fmt(bs.get('final'))} | {fmt(ms.get('pre'))} -> "
                          f"{fmt(ms.get('final'))} | {'yes' if ms and bs and ms['final'] < bs['final'] else 'no'} |")
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+    plot_front(out / "front.png", b, rows, front)
     print("\n".join(lines))
     return res
 
@@ -197,6 +228,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated SETTINGS labels (default: all)")
     ap.add_argument("--confirm", default="", help="a SETTINGS label: attack it and the base at seeds 0,1,2 on "
                     "the demo's test split")
+    ap.add_argument("--attack", default="", help="labels to attack and fine-tune even when the capability guard "
+                    "stops them (e.g. demo, to place the demo's setting on the front)")
     ap.add_argument("--summary-only", action="store_true", help="only rewrite summary.json/.md")
     ap.add_argument("--defend-only", action="store_true", help="only train the settings (e.g. two processes "
                     "with --threads 1 each, then one run without it for the evaluations)")
@@ -219,7 +252,8 @@ def main() -> None:
             return
         run_eval(a.base, run_dir, paths, ["stability"], "eval", [0])
         b = row(run_dir, "base", None)
-        near = {lab: p for lab, p in paths.items() if row(run_dir, lab, b)["near_stable"]}
+        forced = [x for x in a.attack.split(",") if x]
+        near = {lab: p for lab, p in paths.items() if row(run_dir, lab, b)["near_stable"] or lab in forced}
         print(f"[grid] capability guard passes: {list(near) or 'none'}", flush=True)
         if near:
             run_eval(a.base, run_dir, near, ["resistance", "trainability"], "eval", [0])
