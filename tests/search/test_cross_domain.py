@@ -79,3 +79,27 @@ def test_generator_filters_and_records_provenance(tmp_path, monkeypatch):
     assert len((tmp_path / "none" / "generations.refilter.jsonl").read_text().splitlines()) == 9
     with pytest.raises(AlignkitError, match="no generations.jsonl there"):
         cd.generate_dataset(re_cfg.model_copy(update={"refilter": str(tmp_path / "missing")}))
+
+
+def test_shipped_set_is_documented_and_consistent():
+    """The packaged copy: machine-generated and said so, rows = the kept generations, license notices present."""
+    import hashlib
+
+    from alignkit.data import cross_domain as cd
+
+    d = cd.PACKAGED
+    prov = json.loads((d / "provenance.json").read_text())
+    assert prov["machine_generated"] is True and prov["reviewed_by_people"] is False
+    assert "not been reviewed by people" in prov["shipped"]["note"].lower() and "attacked 135m model" in prov["shipped"]["note"].lower()
+    rows = cd.read_rows(d)
+    gens = [json.loads(x) for x in (d / cd.GENERATIONS).read_text().splitlines()]
+    assert len(rows) == prov["rows"] == sum(g["kept"] for g in gens) and len(gens) == prov["generations"]
+    assert {r.answer for r in rows} == {g["answer"] for g in gens if g["kept"]}
+    for g in gens:  # the flags agree with the recorded filter
+        assert g["kept"] == cd.keep(g, prov["generator_config"]["threshold"], prov["generator_config"]["min_words"])
+    for f, sha in prov["shipped"]["files"].items():
+        assert hashlib.sha256((d / f).read_bytes()).hexdigest() == sha, f
+    for src in prov["shipped"]["prompt_sources"].values():
+        for notice in src["notices"]:
+            assert (d / notice).stat().st_size > 500, notice
+    assert "unreviewed" in (d / "README.md").read_text().lower()
