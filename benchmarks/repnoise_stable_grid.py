@@ -2,7 +2,11 @@
 + ``alignkit evaluate`` runs from the demo's safety-SFT base, with a capability guard (stability first).
 
     nice -n 5 python benchmarks/repnoise_stable_grid.py [--base runs/demo-fast-s3/models/base-safety-sft]
-        [--out runs/repnoise-stable] [--only LABEL,...] [--confirm LABEL] [--threads 2]
+        [--out runs/repnoise-stable] [--only LABEL,...] [--attack LABEL,...] [--confirm LABEL]
+        [--rescore minilm@2,minilm@3] [--threads 2]
+
+The run in docs/results.md ("RepNoise's stable point"): ``--attack lr1e-3-m2,lr4e-4-m2,lr5e-4-m2 --confirm
+lr5e-4-m2 --rescore minilm@2,minilm@3``.
 
 Why a script and not ``alignkit search defence``: the search's stability objective is one number (the
 relative perplexity rise on templated ``harmless-instructions`` text, which a retain mix trains on), while the
@@ -220,6 +224,36 @@ def summarize(out: Path, labels: list[str], confirm: dict | None) -> dict:
     return res
 
 
+def rescore(out: Path, versions: list[str]) -> dict:
+    """Re-judge the saved step-0 and final generations of every attack of the grid with each judge version (the
+    evaluate stage cache is keyed by the judge's name, not its version, so runs that straddle a change of the
+    default judge must be re-scored to be compared). Writes ``<out>/rescored.json``."""
+    from alignkit.harmfulness import get_judge
+    from alignkit.io import read_jsonl, write_json
+
+    folders = {}
+    for group in ("eval", "confirm"):
+        for f in sorted((out / group / "stages").glob("attack-resistance-*.json")):
+            r = json.loads(f.read_text())["result"]
+            folders[f"{group}/{r['model']}/s{r['spec']['seed']}"] = Path(r["run_dir"])
+    res: dict = {}
+    for v in versions:
+        judge = get_judge(v)
+        for key, d in folders.items():
+            gens = sorted((d / "generations").glob("step_*.jsonl"))
+            if len(gens) < 2:
+                continue
+            vals = []
+            for g in (gens[0], gens[-1]):
+                rows = read_jsonl(g)
+                sc = judge.score([r["prompt"] for r in rows], [r["completion"] for r in rows])
+                vals.append(float(sum(sc) / len(sc)))
+            res.setdefault(key, {})[v] = {"pre": vals[0], "final": vals[1]}
+            print(f"[rescore] {v} {key}: {vals[0]:.3f} -> {vals[1]:.3f}", flush=True)
+    write_json(out / "rescored.json", res)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="runs/demo-fast-s3/models/base-safety-sft",
@@ -234,6 +268,8 @@ def main() -> None:
     ap.add_argument("--defend-only", action="store_true", help="only train the settings (e.g. two processes "
                     "with --threads 1 each, then one run without it for the evaluations)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rescore", default="", help="judge versions to re-score every saved attack with, e.g. "
+                    "minilm@2,minilm@3 (writes rescored.json)")
     a = ap.parse_args()
     import torch
 
@@ -268,6 +304,8 @@ def main() -> None:
                    "model": {str(k): v for k, v in attacks(cdir, a.confirm, [0, 1, 2]).items()}}
     all_done = [lab for lab in SETTINGS if (run_dir / "stages" / f"stability-{lab}.json").exists()]
     summarize(out, all_done, confirm)
+    if a.rescore:
+        rescore(out, [x for x in a.rescore.split(",") if x])
     print(f"[grid] load average {os.getloadavg()[0]:.1f} at end", flush=True)
 
 
