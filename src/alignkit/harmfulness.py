@@ -78,6 +78,34 @@ def judge_label(judge: Any) -> str:
     return f"{name}@{version}" if version is not None else str(name)
 
 
+def judge_cache_name(spec: Any) -> Any:
+    """The judge a spec resolves to, as it should enter a cache key: ``"minilm"`` -> ``"minilm@3"`` (the
+    registered factory's default version), so that cached results of one default judge are never reused after
+    the default changes. Specs with a version, options or a ``module:Attr`` import, and unknown names, are
+    returned unchanged (building them reports any error); nothing is loaded."""
+    import inspect
+
+    if not isinstance(spec, str) or "@" in spec or ":" in spec:
+        return spec
+    try:
+        import alignkit.judges  # noqa: F401  (registers the built-in judges)
+        from alignkit.judges.base import JUDGES
+
+        factory = JUDGES.get(spec.strip())
+    except Exception:  # noqa: BLE001 - unknown names are reported when the judge is built
+        return spec
+    version = None
+    try:
+        p = inspect.signature(factory).parameters.get("version")
+        if p is not None and p.default is not inspect.Parameter.empty:
+            version = p.default
+    except (TypeError, ValueError):
+        pass
+    if version is None:
+        version = getattr(factory, "version", None)
+    return f"{spec.strip()}@{version}" if version is not None else spec
+
+
 def get_judge(name_or_judge: Any, **options: Any) -> Any:
     """A judge object from a registered name (``alignkit.judges.get_judge``) or an object passed through."""
     if not isinstance(name_or_judge, str):

@@ -100,3 +100,23 @@ def test_attack_cache_key_follows_the_attack_config(tmp_path):
     assert k0 != k1 and e0 != e1  # generation length reaches the attack's AttackConfig and its step 0
     assert k0 == k2 and e0 == e2
     assert k0["config"]["max_new_tokens"] == 50 and "output_dir" not in k0["config"]
+
+
+def test_attack_cache_key_carries_the_judge_version(tmp_path):
+    """A cached stage measured with one version of the default judge is never reused after the default changes:
+    the key holds the version the name resolves to ("minilm" -> its default version, not the bare name)."""
+    from alignkit.conditions.context import Context
+    from alignkit.conditions.schema import AttackSpec
+    from alignkit.judges.minilm import DEFAULT_VERSION
+
+    def key(judge):
+        cfg = EvaluateConfig(model=["tiny-random-llama"], base="smollm2-135m-instruct",
+                             output_dir=str(tmp_path / "ev"), judge=judge)
+        ctx = Context(cfg)
+        return ctx.eval_key(ctx.base)
+
+    bare, pinned = key("minilm"), key(f"minilm@{DEFAULT_VERSION}")
+    assert bare == pinned and bare["judge"] == f"minilm@{DEFAULT_VERSION}"
+    older = key("minilm@1")
+    assert older != bare and older["judge"] == "minilm@1"
+    assert key("refusal-keywords")["judge"] == "refusal-keywords@1"

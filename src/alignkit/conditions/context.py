@@ -180,6 +180,10 @@ class Context:
         cfg = self.attack_config(entry, spec, group, dataset_file).model_dump(mode="json")
         if dataset_file is not None:
             cfg["dataset"] = Path(dataset_file).name  # its content is in ``extra``
+        from alignkit.harmfulness import judge_cache_name
+
+        # "minilm" -> "minilm@3": a cached result of an older default judge is never reused
+        cfg["judge"] = judge_cache_name(cfg.get("judge"))
         fields = {k: v for k, v in cfg.items() if k not in RESUME_IGNORED and k != "model"}
         return {"model": self.fingerprints.get(entry.label, model_fingerprint(entry.path)), "config": fields,
                 "extra": extra, "eval": {k: cfg[k] for k in STEP0_FIELDS if k != "model"}}

@@ -7,7 +7,9 @@
    in-domain generalization can be tested). Settings (explicit, see PRESETS): lr 5e-4, alpha 1, beta 0.25,
    retain mix 2, batch 4: the point of the measured front closest to stable that still resists (docs/results.md,
    "RepNoise's stable point"); no setting tried on this model was both resistant and stable;
-4. evaluate: attacks on base and defended at two learning rates, then stability, generalization,
+4. evaluate: attacks on base and defended at two learning rates, then stability, generalization (in-domain
+   and cross-domain: evaluate's default ``--cross-domain-data auto`` attacks with the shipped
+   ``cross-domain-harmful`` set, one more attack at the preset's budget, ~1.5 min fast / ~4 min full),
    trainability and depth (``alignkit.conditions.evaluate``);
 5. report: ``<output-dir>/report.html`` (+ report.md, results.json) and a terminal summary.
 
@@ -124,6 +126,7 @@ def run_demo(cfg: DemoConfig, console: Optional[Any] = None) -> Any:
     from alignkit.conditions.context import model_fingerprint
     from alignkit.conditions.evaluate import EvaluateConfig, evaluate
     from alignkit.conditions.stages import Stages
+    from alignkit.harmfulness import judge_cache_name
     from alignkit.models import resolve_model
     from alignkit.reporting import summary
 
@@ -160,7 +163,8 @@ def run_demo(cfg: DemoConfig, console: Optional[Any] = None) -> Any:
             return {"mean": ev.mean, "share_harmful": ev.share_harmful, "ci95": list(ev.ci95), "judge": ev.judge,
                     "examples": [g.model_dump() for g in ev.generations[:4]]}
 
-        raw = stages.run("demo-measure-raw", {"m": model_fingerprint(raw_path), **eval_kw}, lambda: measure(raw_path))
+        raw = stages.run("demo-measure-raw", {"m": model_fingerprint(raw_path), **eval_kw,
+                                               "judge": judge_cache_name(cfg.judge)}, lambda: measure(raw_path))
         log(f"raw {cfg.model}: harmfulness {raw['mean']:.3f} (share > 0.5: {raw['share_harmful']:.2f}) "
             f"on {P['eval_prompts']} held-out harmful prompts")
         times["measure"] = time.time() - t0

@@ -77,6 +77,8 @@ def resolve(config: AttackSearchConfig):
     from alignkit.search.space import default_space_file, load_space_file
 
     config = apply_preset(config, PRESETS)
+    from alignkit.harmfulness import judge_cache_name
+
     check_judge(config.judge, config.allow_judge_import)
     base = base_attack_values(config)
     try:
@@ -89,7 +91,8 @@ def resolve(config: AttackSearchConfig):
     check_datasets([space.fixed.get("dataset")] + list((ds.choices or []) if ds else []))
     out = Path(config.output_dir).expanduser() if config.output_dir else default_output_dir("attack", config.model)
     signature = {"kind": "attack", "model": config.model, "space": space.fingerprint(), "epsilon": config.epsilon,
-                 "base": base, "capability_texts": config.capability_texts}
+                 "base": base, "capability_texts": config.capability_texts,
+                 "judge": judge_cache_name(config.judge)}  # "minilm" -> "minilm@3": a new default is a new study
     return config, space, out, signature
 
 

@@ -85,6 +85,7 @@ class DefenceSearchResult(BaseModel):
 def resolve(config: DefenceSearchConfig):
     from alignkit.attacks import AttackConfig
     from alignkit.defences import DEFENCES
+    from alignkit.harmfulness import judge_cache_name
     from alignkit.search.space import default_space_file, load_space_file
 
     config = apply_preset(config, PRESETS)
@@ -113,6 +114,7 @@ def resolve(config: DefenceSearchConfig):
     signature = {"kind": "defence", "defence": config.defence, "model": config.model, "space": space.fingerprint(),
                  "epsilon": config.epsilon, "base": base, "capability_texts": config.capability_texts,
                  "attack": {k: getattr(config, k) for k in ("judge", "eval_prompts", "max_new_tokens", "eval_every")},
+                 "judge": judge_cache_name(config.judge),  # "minilm" -> "minilm@3": a new default is a new study
                  "trainability": [config.train_steps, config.train_lr, config.train_batch_size,
                                   config.train_eval_size]}
     return config, space, attacks, out, signature
