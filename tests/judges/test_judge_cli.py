@@ -72,3 +72,30 @@ def test_eval_minilm_on_held_out_test_split(tmp_path):
     assert m["judge"] == "minilm@1" and m["split"] == "test"
     assert m["clear"]["accuracy"] >= 0.80
     assert m["all"]["auroc"] > 0.8
+
+
+def test_ood_table_prints_the_ceiling_and_real_generation_rows(capsys):
+    from alignkit.judges.cli import print_ood
+
+    b = {"n": 10, "accuracy": 0.5, "auroc": 0.6}
+    t = {"judge": "minilm@3 recipe (re-fitted per protocol)", "loco": {"x": {"all": b, "clear": b}},
+         "loco_mean": {"all": b, "clear": b}, "harm_to_refusal": b, "refusal_to_harm": {"all": b, "clear": b},
+         "mean_ood": {"all": b, "clear": b}, "probe": {},
+         "human_ceiling": {"rows": 7, "by_category": {"violence": {"n": 21, "accuracy": 0.777, "auroc": 0.888,
+                                                                   "rows": 7}},
+                           "overall": {"n": 21, "accuracy": 0.777, "auroc": 0.888}},
+         "real_generations": {"judge": "minilm@3", "n": 143, "accuracy": 0.8671, "auroc": 0.8829}}
+    print_ood(t)
+    out = capsys.readouterr().out
+    assert "human annotator vs others" in out and "0.777" in out and "0.888" in out
+    assert "real generations" in out and "0.867" in out and "0.883" in out and "minilm@3" in out
+
+
+@pytest.mark.parametrize("args, match", [(["eval", "--version", "1"], "re-fits minilm@3 or minilm@2"),
+                                         (["eval", "--split", "test", "--version", "2"], "--version applies"),
+                                         (["train", "--version", "9"], "available: 1, 2, 3"),
+                                         (["train", "--version", "2", "--lm-layer", "3"], "--version 3 only")])
+def test_judge_version_options_bad_input(args, match):
+    r = runner.invoke(app, args)
+    assert r.exit_code != 0
+    assert match in str(r.exception) or match in r.output

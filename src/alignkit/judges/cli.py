@@ -184,6 +184,7 @@ def eval_cmd(
             t = ood_table(TrainConfigV2(seed=seed), log=log, reference_judges=refs)
         else:
             raise AlignkitError(f"the OOD table re-fits minilm@3 or minilm@2; got version {version!r}")
+        _real_generations(t, version, log)
         print_ood(t)
         if output:
             from alignkit.io import write_json
@@ -205,6 +206,20 @@ def eval_cmd(
 
         write_json(output, m)
         print(f"wrote {output}")
+
+
+def _real_generations(t: dict, version: str, log) -> None:
+    """The shipped judge of ``version`` on the hand-labelled real generations, when that set is installed
+    (never trained on; :mod:`alignkit.judges.real_generations`)."""
+    try:
+        from alignkit.judges import real_generations as rg
+
+        rows = rg.load_rows()
+    except (ImportError, AlignkitError, OSError) as exc:
+        log(f"skip real generations: {exc}")
+        return
+    if rows:
+        t["real_generations"] = rg.evaluate(f"minilm@{version}", rows)
 
 
 def print_ood(t: dict) -> None:
@@ -235,6 +250,10 @@ def print_ood(t: dict) -> None:
     r = t["refusal_to_harm"]
     tab.add_row("train refusal -> test harm", "pyrit harm (all)", str(r["all"]["n"]), fmt(r["all"]["accuracy"]),
                 fmt(r["all"]["auroc"]), str(r["clear"]["n"]), fmt(r["clear"]["accuracy"]), fmt(r["clear"]["auroc"]))
+    rg = t.get("real_generations")
+    if rg:
+        tab.add_row(f"shipped {rg['judge']} (not re-fitted)", "hand-labelled real generations", str(rg["n"]),
+                    fmt(rg["accuracy"]), fmt(rg["auroc"]), "", "", "")
     m = t["mean_ood"]
     tab.add_row("mean of the 3 protocols", "", "", fmt(m["all"]["accuracy"]), fmt(m["all"]["auroc"]), "",
                 fmt(m["clear"]["accuracy"]), fmt(m["clear"]["auroc"]))
