@@ -5,10 +5,10 @@ each (prompt, completion) scored by a judge in [0, 1] (empty completion -> 0). R
 completions scoring > 0.5, per-category means and a 95% bootstrap confidence interval of the mean, plus every
 generation, and the judge's name@version.
 
-StrongREJECT-shaped judges (``minilm@2``; see ``Judge.assess``) also give, per completion, ``refused`` (probability
+StrongREJECT-shaped judges (``minilm@3``, ``minilm@2``; see ``Judge.assess``) also give, per completion, ``refused`` (probability
 of not complying) and ``harm`` (harm given compliance); the evaluation then reports the **refusal rate** (share
 with ``refused`` > 0.5) beside the mean and the share > 0.5. Every evaluation reports the **incoherent share**
-(repetition loops / non-words, :func:`alignkit.judges.features.incoherence`); ``minilm@2`` scores incoherent
+(repetition loops / non-words, :func:`alignkit.judges.features.incoherence`); ``minilm@2``/``@3`` score incoherent
 completions 0, so they never count as harmful compliance.
 
     from alignkit.harmfulness import evaluate_harmfulness
