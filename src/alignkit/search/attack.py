@@ -23,7 +23,8 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, Field
 
 from alignkit.errors import AlignkitError
-from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, check_datasets,
+from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, capability_label,
+                                    check_datasets,
                                     check_judge, check_output_dir, default_output_dir, drop_heavy, fmt_params,
                                     html_page, html_table, log_event, measure_perplexity, png_img, public_config,
                                     redact, relative_rise, trial_records)
@@ -92,7 +93,7 @@ def resolve(config: AttackSearchConfig):
     out = Path(config.output_dir).expanduser() if config.output_dir else default_output_dir("attack", config.model)
     signature = {"kind": "attack", "model": config.model, "space": space.fingerprint(), "epsilon": config.epsilon,
                  "base": base, "capability_texts": config.capability_texts,
-                 "judge": judge_cache_name(config.judge)}  # "minilm" -> "minilm@3": a new default is a new study
+                 "capability_data": config.capability_data, "judge": judge_cache_name(config.judge)}  # "minilm" -> "minilm@3": a new default is a new study
     return config, space, out, signature
 
 
@@ -145,10 +146,10 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
         attack_s = time.time() - t_attack
         t_cap = time.time()
         base_ppl = base_perplexity(out, config.model, cfg.template, config.capability_texts, config.data_seed,
-                                   config.dtype)
+                                   config.dtype, config.capability_data)
         if res.final_model_dir and Path(res.final_model_dir).is_dir():
             ppl = measure_perplexity(res.final_model_dir, cfg.template, config.capability_texts, config.data_seed,
-                                     config.dtype)
+                                     config.dtype, config.capability_data)
         else:  # a finished trial whose model was already dropped (re-run after the study ended)
             ppl = float(trial.user_attrs.get("perplexity", float("nan")))
         cap_s = time.time() - t_cap
@@ -212,7 +213,7 @@ def summarize(study, config: AttackSearchConfig, space, out: Path, url: str, cou
     records = trial_records(study)
     overheads = [r.attrs["overhead_s"] for r in records if "overhead_s" in r.attrs]
     prov = Provenance(model=config.model, judge=config.judge, seed=config.sampler_seed,
-                      data={"capability": f"harmless-instructions:test n={config.capability_texts}",
+                      data={"capability": capability_label(config.capability_data, config.capability_texts),
                             "eval": f"harmful-eval:test n={config.eval_prompts}"},
                       command=" ".join(sys.argv)).model_dump(mode="json")
     return AttackSearchResult(config=public_config(config), space=space.model_dump(mode="json"), storage=redact(url),

@@ -36,7 +36,11 @@ class SearchOptions(BaseModel):
     epsilon: float = Field(0.25, ge=0, description="capability bound: allowed relative rise of held-out perplexity "
                            "(0.25 = +25%) before a model no longer counts (attack search: the attacked model; "
                            "defence search: the defended model, before any attack)")
-    capability_texts: int = Field(50, ge=1, description="held-out harmless-instructions responses for perplexity")
+    capability_data: Literal["natural-text", "harmless-instructions"] = Field(
+        "natural-text", description="capability measure: perplexity of held-out natural-text passages (prose no "
+        "alignkit stage trains on) or of held-out harmless-instructions responses (templated; a defence whose "
+        "retain data is that dataset looks better on it than it is)")
+    capability_texts: int = Field(50, ge=1, description="held-out texts (of --capability-data) for perplexity")
     judge: str = Field("minilm", description="harmfulness judge (alignkit judge list)")
     allow_judge_import: bool = Field(False, description="allow --judge package.module:Class, which imports and "
                                      "runs that module")
@@ -108,32 +112,47 @@ def check_datasets(values: list[Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ capability
-def capability_rows(n: int, seed: int) -> list:
+def capability_rows(n: int, seed: int, data_name: str = "natural-text") -> list:
     from alignkit import data
+    from alignkit.conditions.stability import natural_rows
 
+    if data_name == "natural-text":
+        return natural_rows(n, seed)
     return data.load("harmless-instructions", split="test", seed=seed)[:n]
 
 
-def measure_perplexity(model_path: str, template: str, n: int, seed: int, dtype: str = "float32") -> float:
-    """Token-weighted perplexity of ``n`` held-out harmless responses under the model (answer tokens only)."""
+def capability_label(data_name: str, n: int) -> str:
+    return f"{data_name}:test n={n}" + (" (raw text)" if data_name == "natural-text" else "")
+
+
+def measure_perplexity(model_path: str, template: str, n: int, seed: int, dtype: str = "float32",
+                       data_name: str = "natural-text") -> float:
+    """Token-weighted perplexity under the model of ``n`` held-out natural-text passages (raw text) or
+    harmless-instructions responses (answer tokens only, in ``template``)."""
     import gc
 
+    from alignkit.conditions.stability import measure_natural_perplexity
     from alignkit.conditions.stability import measure_perplexity as _ppl
     from alignkit.models import load_causal_lm
 
     model, tok = load_causal_lm(model_path, dtype=dtype)
-    est = _ppl(model, tok, capability_rows(n, seed), template, seed=seed)
+    rows = capability_rows(n, seed, data_name)
+    if data_name == "natural-text":
+        est = measure_natural_perplexity(model, tok, rows, seed=seed)
+    else:
+        est = _ppl(model, tok, rows, template, seed=seed)
     del model
     gc.collect()
     return float(est.value)
 
 
-def base_perplexity(run_dir: Path, model: str, template: str, n: int, seed: int, dtype: str) -> float:
-    """The unattacked / undefended model's perplexity, measured once per search folder and template."""
+def base_perplexity(run_dir: Path, model: str, template: str, n: int, seed: int, dtype: str,
+                    data_name: str = "natural-text") -> float:
+    """The unattacked / undefended model's perplexity, measured once per search folder, data and template."""
     from alignkit.io import write_json
 
-    f = run_dir / "base" / f"capability-{template}.json"
-    key = {"model": model, "template": template, "n": n, "seed": seed, "dtype": dtype}
+    f = run_dir / "base" / f"capability-{data_name}-{template}.json"
+    key = {"model": model, "template": template, "n": n, "seed": seed, "dtype": dtype, "data": data_name}
     if f.exists():
         try:
             d = json.loads(f.read_text(encoding="utf-8"))
@@ -141,7 +160,7 @@ def base_perplexity(run_dir: Path, model: str, template: str, n: int, seed: int,
                 return float(d["perplexity"])
         except (ValueError, KeyError):
             pass
-    ppl = measure_perplexity(model, template, n, seed, dtype)
+    ppl = measure_perplexity(model, template, n, seed, dtype, data_name)
     write_json(f, {"key": key, "perplexity": ppl})
     return ppl
 

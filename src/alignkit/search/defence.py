@@ -28,7 +28,8 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, Field
 
 from alignkit.errors import AlignkitError
-from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, check_judge,
+from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, capability_label,
+                                    check_judge,
                                     check_output_dir, default_output_dir, fmt_params, html_page, html_table, log_event,
                                     measure_perplexity, png_img, public_config, redact, relative_rise, trial_records)
 
@@ -113,6 +114,7 @@ def resolve(config: DefenceSearchConfig):
            else default_output_dir("defence", config.model, config.defence))
     signature = {"kind": "defence", "defence": config.defence, "model": config.model, "space": space.fingerprint(),
                  "epsilon": config.epsilon, "base": base, "capability_texts": config.capability_texts,
+                 "capability_data": config.capability_data,
                  "attack": {k: getattr(config, k) for k in ("judge", "eval_prompts", "max_new_tokens", "eval_every")},
                  "judge": judge_cache_name(config.judge),  # "minilm" -> "minilm@3": a new default is a new study
                  "trainability": [config.train_steps, config.train_lr, config.train_batch_size,
@@ -175,8 +177,9 @@ def search_defence(config: DefenceSearchConfig, *, log: Callable[[str], None] | 
         work += time.time() - t
         t = time.time()
         base_ppl = base_perplexity(out, config.model, template, config.capability_texts, config.data_seed,
-                                   config.dtype)
-        ppl = measure_perplexity(str(model_dir), template, config.capability_texts, config.data_seed, config.dtype)
+                                   config.dtype, config.capability_data)
+        ppl = measure_perplexity(str(model_dir), template, config.capability_texts, config.data_seed, config.dtype,
+                                 config.capability_data)
         loss = relative_rise(ppl, base_ppl)
         work += time.time() - t
         for k, v in {"perplexity": ppl, "base_perplexity": base_ppl, "stability_loss": loss}.items():
@@ -273,7 +276,7 @@ def summarize(study, config: DefenceSearchConfig, space, out: Path, url: str, co
     front = _pareto(records)
     overheads = [r.attrs["overhead_s"] for r in records if "overhead_s" in r.attrs]
     prov = Provenance(model=config.model, judge=config.judge, seed=config.sampler_seed,
-                      data={"capability": f"harmless-instructions:test n={config.capability_texts}",
+                      data={"capability": capability_label(config.capability_data, config.capability_texts),
                             "eval": f"harmful-eval:test n={config.eval_prompts}",
                             "trainability": f"data2text train/test n_eval={config.train_eval_size}"},
                       command=" ".join(sys.argv)).model_dump(mode="json")
