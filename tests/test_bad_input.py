@@ -98,6 +98,9 @@ CASES = [
     ("judge-train-output-below-file", ["judge", "train", "--output", "{file}/w.safetensors"], 2, "--output"),
     ("attack-pickle-adapter", [*ATTACK, "--security-vector", "{pickle_sv}", "--output-dir", "{tmp}/a"], 2,
      "pickle weights (adapter_model.bin)"),
+    # search: an unknown capability measure (a choice)
+    ("search-capability-data-unknown", ["search", "attack", *T, "--output-dir", "{tmp}/s", "--capability-data",
+                                        "wikipedia"], 2, "capability"),
 ]
 
 
