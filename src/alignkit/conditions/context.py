@@ -169,6 +169,11 @@ class Context:
             kw.update(dataset=dataset_file)
         elif spec.dataset != "harmful-qa":
             kw.update(dataset=spec.dataset)
+        from alignkit.defences.security_vectors import security_vector_path
+
+        sv = security_vector_path(entry.path)
+        if sv is not None:  # a security-vectors model: attacked with its adapter active and frozen, judged without
+            kw.update(security_vector=str(sv))
         return AttackConfig(**kw)
 
     def attack_key(self, entry: ModelEntry, spec: AttackSpec, extra: Any = None, group: str = "",
@@ -185,6 +190,8 @@ class Context:
         # "minilm" -> "minilm@3": a cached result of an older default judge is never reused
         cfg["judge"] = judge_cache_name(cfg.get("judge"))
         fields = {k: v for k, v in cfg.items() if k not in RESUME_IGNORED and k != "model"}
+        if fields.get("security_vector"):  # the adapter's weights, not its folder's name
+            fields["security_vector"] = model_fingerprint(fields["security_vector"])
         return {"model": self.fingerprints.get(entry.label, model_fingerprint(entry.path)), "config": fields,
                 "extra": extra, "eval": {k: cfg[k] for k in STEP0_FIELDS if k != "model"}}
 
