@@ -73,8 +73,16 @@ def test_evaluate_default_explicit_and_empty(generated, tmp_path, tiny_model_pat
     assert EvaluateConfig(**base).cross_domain_data == "auto"
     rep = evaluate(EvaluateConfig(**base))
     g = rep.generalization
-    assert g.cross_domain_source == "cross-domain-harmful" and len(g.cross_domain) == 1
-    assert g.cross_domain[0].spec.dataset == "cross-domain-harmful" and len(g.cross_domain[0].curve) == 2
+    assert g.cross_domain_source == "cross-domain-harmful" and len(g.cross_domain) == 2  # the base and "copy"
+    assert {r.model for r in g.cross_domain} == {"base", "copy"}
+    for r in g.cross_domain:  # the same attack on both
+        assert r.spec.dataset == "cross-domain-harmful" and len(r.curve) == 2
+    assert g.cross_domain[0].spec.key == g.cross_domain[1].spec.key
+    # the base attacked the same way: the half says whether the defended model ends below it
+    assert g.verdicts[0].cross_domain_less_than_base is not None
+    assert {r.model for r in g.in_domain} == {"base", "copy"}
+    assert g.verdicts[0].in_domain_less_than_base is not None
+    assert "attacked base" in g.verdicts[0].detail
     cfg = json.loads((next(out.glob("attacks/cross-domain-*/copy/*")) / "config.json").read_text())
     assert cfg["dataset"] == "cross-domain-harmful"
     assert g.verdicts[0].cross_domain != "skipped"
@@ -85,7 +93,7 @@ def test_evaluate_default_explicit_and_empty(generated, tmp_path, tiny_model_pat
     user.write_text(_rows(6, "user"))
     rep = evaluate(EvaluateConfig(**{**base, "cross_domain_data": str(user)}))
     g = rep.generalization
-    assert g.cross_domain_source == str(user) and g.cross_domain[0].spec.dataset == str(user)
+    assert g.cross_domain_source == str(user) and {r.spec.dataset for r in g.cross_domain} == {str(user)}
 
     # 3. turned off
     rep = evaluate(EvaluateConfig(**{**base, "cross_domain_data": "none"}))

@@ -154,6 +154,16 @@ def test_generalization_verdict():
     v = generalization_verdict("d", 0.2, [run("d", [0.1, 0.3])], [run("d", [0.1, 0.1])])
     assert v.verdict == "weak"
     assert generalization_verdict("d", 0.2, [], []).verdict == "skipped"
+    # compared with the base attacked the same way
+    v = generalization_verdict("d", 0.2, [run("d", [0.1, 0.3])], [run("d", [0.1, 0.5])],
+                               base_in_domain=[run("base", [0.1, 0.4])], base_cross_domain=[run("base", [0.1, 0.4])])
+    assert (v.in_domain_less_than_base, v.cross_domain_less_than_base) == (True, False)
+    assert (v.in_domain, v.cross_domain) == ("weak", "weak")  # crossed phi after training: weak by default
+    v = generalization_verdict("d", 0.2, [run("d", [0.1, 0.3])], [run("d", [0.1, 0.5])],
+                               base_in_domain=[run("base", [0.1, 0.4])], base_cross_domain=[run("base", [0.1, 0.4])],
+                               require_less_than_base=True)
+    assert (v.in_domain, v.cross_domain, v.verdict) == ("weak", "fail", "fail")
+    assert generalization_verdict("d", 0.2, [run("d", [0.1, 0.1])], []).in_domain_less_than_base is None
     assert worst_verdict(["pass", "fail", "skipped"]) == "fail"
     assert defence_categories({"config": {"categories": ["a"]}}) == ["a"]
     assert defence_categories({}) is None

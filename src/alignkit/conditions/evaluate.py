@@ -102,6 +102,9 @@ class EvaluateConfig(BaseModel):
                                              "when it has rows (machine-generated, see alignkit data list), 'none' "
                                              "= skip, or a registered dataset, user file or hub dataset")
     generalization_samples: int = Field(200, ge=1, description="training samples of the generalization attacks")
+    generalization_base: bool = Field(True, description="also attack the base with each generalization attack "
+                                      "(once per held-out set, once cross-domain), so each half can say whether "
+                                      "the defended model ends less harmful than the attacked base")
     # trainability
     train_steps: int = Field(40, ge=1, description="data-to-text fine-tuning steps")
     train_lr: float = Field(5e-5, gt=0, description="data-to-text fine-tuning learning rate")

@@ -130,6 +130,9 @@ class GeneralizationVerdict(_M):
     in_domain: VerdictValue
     cross_domain: VerdictValue
     verdict: VerdictValue
+    # strictly below the base attacked the same way (None: the base was not attacked, or the half skipped)
+    in_domain_less_than_base: Optional[bool] = None
+    cross_domain_less_than_base: Optional[bool] = None
     detail: str = ""
 
 
