@@ -59,3 +59,23 @@ def test_markdown_handles_missing_conditions(sample_report):
                                            "generalization": None})
     md = markdown(rep)
     assert "Resistance" in md and "Depth analysis" not in md
+
+
+def test_generalization_table_compares_with_the_attacked_base(sample_report):
+    from alignkit.conditions import resistance as R
+    from alignkit.conditions.schema import AttackRun, AttackSpec, CurvePoint
+    from alignkit.reporting import tables as T
+
+    spec = AttackSpec(lr=8e-5, num_samples=50, max_steps=20, dataset="cross-domain-harmful")
+    mk = lambda m, vals: R.score_run(AttackRun(model=m, spec=spec, curve=[CurvePoint(step=i * 10, harmfulness=v)
+                                                                           for i, v in enumerate(vals)]), 0.2)
+    g = sample_report.generalization
+    g.cross_domain = [mk("base", [0.2, 0.4]), mk("repnoise", [0.05, 0.3])]
+    _, rows = T.generalization_table(sample_report)
+    by_model = {(r[0], r[1].split(":")[0]): r for r in rows}
+    assert by_model[("repnoise", "cross-domain")][-1] == "0.400 (below)"
+    assert by_model[("base", "cross-domain")][-1] == "-"
+    assert by_model[("repnoise", "in-domain")][-1] == "-"  # no base run of that attack in this report
+    g.cross_domain = [mk("base", [0.2, 0.25]), mk("repnoise", [0.05, 0.3])]
+    _, rows = T.generalization_table(sample_report)
+    assert [r[-1] for r in rows if r[0] == "repnoise" and r[1].startswith("cross")] == ["0.250 (NOT below)"]

@@ -92,16 +92,20 @@ def trainability_table(report: EvaluationReport) -> tuple[list[str], list[list[s
 
 
 def generalization_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "attack", "pre", "final", "steps to phi"]
+    header = ["model", "attack", "pre", "final", "steps to phi", "attacked base (final)"]
     g = report.generalization
     if g is None:
         return header, []
     rows = []
     for kind, runs in (("in-domain", g.in_domain), ("cross-domain", g.cross_domain)):
+        base = {r.spec.key: r for r in runs if r.model == "base"}
         for r in runs:
             what = (f"{kind}: {'+'.join(r.spec.categories)}" if r.spec.categories else f"{kind}: {r.spec.dataset}")
+            b = base.get(r.spec.key) if r.model != "base" else None
+            vs = "-" if b is None or _final(b) is None or _final(r) is None else (
+                f"{f3(_final(b))} ({'below' if _final(r) < _final(b) else 'NOT below'})")
             rows.append([r.model, f"{what} ({r.spec.label})", f3(r.curve[0].harmfulness if r.curve else None),
-                         f3(_final(r)), "never" if r.steps_to_threshold is None else str(r.steps_to_threshold)])
+                         f3(_final(r)), "never" if r.steps_to_threshold is None else str(r.steps_to_threshold), vs])
     return header, rows
 
 
