@@ -149,22 +149,29 @@ def test_heads_are_deterministic_and_round_trip(tmp_path):
     assert not s3.any()
 
 
-def test_shipped_weights_metadata():
-    from alignkit.judges.minilm2 import SHIPPED_WEIGHTS
+@pytest.mark.parametrize("version", ["2", "3"])
+def test_shipped_weights_metadata(version):
+    import importlib
 
-    meta = json.loads(SHIPPED_WEIGHTS.with_suffix(".json").read_text())
-    assert meta["format_version"] == "2" and meta["reproduce"] == "alignkit judge train --ship"
-    assert SHIPPED_WEIGHTS.stat().st_size < 1e6
+    from alignkit.io import sha256_file
+
+    shipped = importlib.import_module(f"alignkit.judges.minilm{version}").SHIPPED_WEIGHTS
+    meta = json.loads(shipped.with_suffix(".json").read_text())
+    assert meta["format_version"] == version and meta["reproduce"] == "alignkit judge train --ship"
+    assert shipped.stat().st_size < 1e6 and meta["sha256"] == sha256_file(shipped)
     assert meta["data"]["by_source"]["synthetic"] > 0 and "never trained on" in meta["data"]["probe_set"]
 
 
-def test_weights_file_of_the_wrong_kind_is_a_user_error(tmp_path):
+@pytest.mark.parametrize("version,tensors", [("2", {"foo"}), ("3", {"refusal.w"})])
+def test_weights_file_of_the_wrong_kind_is_a_user_error(tmp_path, version, tensors):
+    """minilm@2 and minilm@3 share the loader (minilm2.HeadsJudge): a file without their tensors is a user error."""
     from safetensors.numpy import save_file
 
     from alignkit.judges import get_judge
 
     p = tmp_path / "x.safetensors"
-    save_file({"foo": np.zeros(3, dtype=np.float32)}, str(p))
-    (tmp_path / "x.json").write_text(json.dumps({"format_version": "2"}))
-    with pytest.raises(AlignkitError, match="not a minilm@2 weights file"):
+    save_file({k: np.zeros(3, dtype=np.float32) for k in tensors}, str(p))
+    (tmp_path / "x.json").write_text(json.dumps({"format_version": version}))
+    with pytest.raises(AlignkitError, match=f"not a minilm@{version} weights file") as e:
         get_judge("minilm", weights=str(p))
+    assert "\n" not in str(e.value)

@@ -67,11 +67,9 @@ def data_dir() -> Optional[Path]:
 
 
 def read_rows(folder: Path) -> list[HarmfulQA]:
-    out = []
-    for line in (folder / "rows.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            out.append(HarmfulQA(**json.loads(line)))
-    return out
+    from alignkit.io import read_records
+
+    return [HarmfulQA(**r) for r in read_records(folder / "rows.jsonl")]
 
 
 def _build(seed: int = 0):
@@ -191,19 +189,14 @@ def read_generations(path: str) -> tuple[list[dict], dict, Path]:
     if not f.is_file():
         raise AlignkitError(f"--refilter {path!r}: no {GENERATIONS} there; give the file or the folder of an "
                             "earlier run of python -m alignkit.data.cross_domain")
-    gens = []
-    for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            raise AlignkitError(f"--refilter {str(f)!r}: line {i} is not JSON") from None
+    from alignkit.io import read_records
+
+    gens = read_records(f)
+    for i, rec in enumerate(gens, 1):
         missing = [k for k in ("source", "category", "prompt", "answer") if not isinstance(rec.get(k), str)]
         if missing:
-            raise AlignkitError(f"--refilter {str(f)!r}: line {i} lacks {', '.join(missing)}; give a "
+            raise AlignkitError(f"--refilter {str(f)!r}: record {i} lacks {', '.join(missing)}; give a "
                                 f"{GENERATIONS} written by this generator")
-        gens.append(rec)
     if not gens:
         raise AlignkitError(f"--refilter {str(f)!r} has no generations")
     generation: dict = {}

