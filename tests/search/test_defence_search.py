@@ -49,6 +49,25 @@ def test_defence_search_end_to_end(tmp_path, defence_space):
     html = (out / "report.html").read_text()
     assert "Pareto front" in html and "data:image/png;base64" in html and f"trial {chosen['trial']}" in html
     assert res.pareto and res.chosen.trial == chosen["trial"]
+    # the reference point: the undefended model under the same attack and trainability recipe, measured once
+    ref = saved["base"]["chat"]
+    base_run = AttackResult.model_validate_json((out / "base" / "attack-0-chat" / "results.json").read_text())
+    trial_run = AttackResult.model_validate_json(
+        (out / "trials" / f"trial-{done[0]['number']:04d}" / "attacks" / "attack-0" / "results.json").read_text())
+    assert base_run.config.model == "tiny-random-llama"
+    same = {"model", "output_dir", "security_vector"}
+    assert ({k: v for k, v in base_run.config.model_dump().items() if k not in same}
+            == {k: v for k, v in trial_run.config.model_dump().items() if k not in same})
+    assert ref["harmfulness"] == [pytest.approx(base_run.final_harmfulness)]
+    assert ref["worst_harmfulness"] == pytest.approx(base_run.final_harmfulness) and 0.0 <= ref["rouge1"] <= 1.0
+    assert ref["perplexity"] == pytest.approx(done[0]["attrs"]["base_perplexity"])
+    assert "undefended model (chat; reference)" in html
+    stamp = (out / "base" / "attack-0-chat" / "results.json").stat().st_mtime_ns
+    again = search_defence(DefenceSearchConfig(**TINY_OPTIONS, defence="repnoise", output_dir=str(out), n_trials=2,
+                                               space=str(defence_space), epsilon=10.0, train_steps=1,
+                                               train_eval_size=2))  # re-running: read back, not measured again
+    assert again.base == saved["base"]
+    assert (out / "base" / "attack-0-chat" / "results.json").stat().st_mtime_ns == stamp
 
 
 def test_capability_guard_skips_attacks(tmp_path, defence_space, monkeypatch):
@@ -70,3 +89,4 @@ def test_capability_guard_skips_attacks(tmp_path, defence_space, monkeypatch):
     assert "rouge1" not in t.attrs and res.pareto == [] and res.chosen is None
     assert res.counts["complete"] == 1  # a guarded trial counts as a finished trial of the study
     assert "capability guard" in (out / "report.html").read_text()
+    assert res.base == {} and not (out / "base" / "attack-0-chat").exists()  # no front, no reference attack

@@ -76,12 +76,12 @@ def test_presets_fill_only_what_the_user_did_not_set(tmp_path):
     from alignkit.search.defence import resolve as resolve_defence
 
     cfg, space, out, sig = resolve_attack(AttackSearchConfig(preset="quick", n_trials=3, output_dir=str(tmp_path)))
-    assert cfg.n_trials == 3 and cfg.eval_prompts == 20 and cfg.max_new_tokens == 32  # explicit n_trials kept
+    assert cfg.n_trials == 3 and cfg.eval_prompts == 16 and cfg.max_new_tokens == 32  # explicit n_trials kept
     assert space.source.endswith("attack-quick.yaml") and space.params["max_steps"].high <= 25
     full = resolve_attack(AttackSearchConfig(output_dir=str(tmp_path)))
     assert full[0].n_trials == 20 and full[1].source.endswith("attack.yaml") and full[3] != sig
     cfg, space, attacks, _, _ = resolve_defence(DefenceSearchConfig(defence="repnoise", preset="quick"))
-    assert cfg.n_trials == 5 and cfg.train_steps == 10 and len(attacks) == 1 and attacks[0]["max_steps"] == 10
+    assert cfg.n_trials == 5 and cfg.train_steps == 8 and len(attacks) == 1 and attacks[0]["max_steps"] == 12
     assert not (tmp_path / "search.json").exists()  # resolving writes nothing
 
 

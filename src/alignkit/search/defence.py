@@ -33,9 +33,11 @@ from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, ba
                                     check_output_dir, default_output_dir, fmt_params, html_page, html_table, log_event,
                                     measure_perplexity, png_img, public_config, redact, relative_rise, trial_records)
 
+# quick: the evaluation budget of the demo --fast conditions (16 prompts x 32 tokens, 30 natural-text passages,
+# trainability 8 steps at lr 1e-4 scored on 8 MRs), so a quick front reads against the demo's numbers.
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"n_trials": 5, "eval_prompts": 20, "max_new_tokens": 32, "capability_texts": 30,
-              "train_steps": 10, "train_eval_size": 10},
+    "quick": {"n_trials": 5, "eval_prompts": 16, "max_new_tokens": 32, "capability_texts": 30,
+              "train_steps": 8, "train_lr": 1e-4, "train_eval_size": 8},
 }
 
 DIRECTIONS = ["minimize", "minimize", "maximize"]
@@ -52,6 +54,9 @@ class DefenceSearchConfig(SearchOptions):
     train_lr: float = Field(5e-5, gt=0, description="trainability: fine-tuning learning rate")
     train_batch_size: int = Field(4, ge=1, description="trainability: batch size")
     train_eval_size: int = Field(20, ge=1, description="trainability: held-out MRs for ROUGE-1")
+    measure_base: bool = Field(True, description="also attack the undefended model with the space's attack grid "
+                               "and fine-tune it with the trainability recipe (once per search folder, in base/, "
+                               "when a trial passed the capability guard): the front's reference point")
 
 
 class ParetoTrial(BaseModel):
@@ -76,7 +81,8 @@ class DefenceSearchResult(BaseModel):
     counts: dict[str, int]
     pareto: list[ParetoTrial]
     chosen: Optional[ParetoTrial] = Field(description="the front trial with the lowest worst-case harmfulness")
-    base: dict[str, Any] = Field(default_factory=dict, description="the undefended model's measurements")
+    base: dict[str, Any] = Field(default_factory=dict, description="the undefended model's measurements under the "
+                                 "same attacks and trainability recipe, per template (--measure-base)")
     mean_overhead_s: Optional[float] = None
     trials: list[TrialRecord]
     provenance: dict[str, Any]
@@ -123,7 +129,8 @@ def resolve(config: DefenceSearchConfig):
 
 
 def base_attack_values(config: DefenceSearchConfig, model: str) -> dict[str, Any]:
-    return {"model": model, "judge": config.judge, "eval_prompts": config.eval_prompts,
+    return {"model": model, "judge": config.judge, "allow_judge_import": config.allow_judge_import,
+            "eval_prompts": config.eval_prompts,
             "max_new_tokens": config.max_new_tokens, "eval_every": config.eval_every,
             "data_seed": config.data_seed, "dtype": config.dtype, "save_checkpoints": config.checkpoints}
 
@@ -226,13 +233,73 @@ def search_defence(config: DefenceSearchConfig, *, log: Callable[[str], None] | 
     log(f"defence search ({config.defence}) on {config.model}: {config.n_trials} trials, storage {redact(url)}, "
         f"space {space.source}")
     counts = run_worker(study, objective, config.n_trials, log=log, reset_running=config.reset_running)
-    result = summarize(study, config, space, out, url, counts)
+    ref = {}
+    if config.measure_base:
+        templates = sorted({_template({**space.fixed, **r.params}) for r in trial_records(study)
+                            if r.state == "COMPLETE"})
+        ref = reference(config, attacks, out, templates, box, log)
+    result = summarize(study, config, space, out, url, counts, base=ref)
     write_json(out / "results.json", result)
     _link_chosen(out, result)
     write_report(result, out / "report.html")
     log(f"done: {counts['complete']} trials, Pareto front {[p.trial for p in result.pareto]}, chosen "
         f"{result.chosen.trial if result.chosen else 'none'}; results in {out / 'results.json'}")
     return result
+
+
+def reference(config: DefenceSearchConfig, attacks: list[dict[str, Any]], out: Path, templates: list[str],
+              box: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """The undefended model under the trials' attack grid and trainability recipe, per template: measured once
+    per search folder (``base/attack-K-<template>/`` run folders, ``base/trainability-<template>.json``; a lock
+    keeps two workers from measuring it twice) and read back afterwards."""
+    import json
+    import shutil
+
+    from filelock import FileLock
+
+    from alignkit.attacks import AttackConfig, attack
+    from alignkit.harmfulness import get_judge
+    from alignkit.io import write_json
+
+    ref: dict[str, Any] = {}
+    if not templates:
+        return ref
+    (out / "base").mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out / "base" / "reference.lock")):
+        for template in templates:
+            harms, dirs = [], []
+            for i, item in enumerate(attacks):
+                folder = out / "base" / f"attack-{i}-{template}"
+                acfg = AttackConfig(**{**base_attack_values(config, config.model), "template": template, **item,
+                                       "output_dir": str(folder)})
+                if not (folder / "results.json").exists():
+                    log(f"reference: attack {i} on the undefended model {config.model} ({template} template)")
+                    if "judge" not in box:
+                        box["judge"] = get_judge(config.judge)
+                res = attack(acfg, judge=box.get("judge"))  # a finished run folder is read back, not re-run
+                shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+                harms.append(res.final_harmfulness)
+                dirs.append(str(folder))
+            f = out / "base" / f"trainability-{template}.json"
+            key = {"model": config.model, "template": template, "dtype": config.dtype,
+                   "recipe": [config.train_steps, config.train_lr, config.train_batch_size, config.train_eval_size,
+                              config.data_seed]}
+            rouge = None
+            if f.exists():
+                try:
+                    d = json.loads(f.read_text(encoding="utf-8"))
+                    rouge = float(d["rouge1"]) if d.get("key") == key else None
+                except (ValueError, KeyError, TypeError):
+                    rouge = None
+            if rouge is None:
+                log(f"reference: trainability of the undefended model ({template} template)")
+                rouge = _trainability(config, config.model, template)
+                write_json(f, {"key": key, "rouge1": rouge})
+            ppl = base_perplexity(out, config.model, template, config.capability_texts, config.data_seed,
+                                  config.dtype, config.capability_data)
+            ref[template] = {"harmfulness": harms, "worst_harmfulness": max(harms), "rouge1": rouge,
+                             "perplexity": ppl, "attack_dirs": dirs}
+    return ref
 
 
 def _trainability(config: DefenceSearchConfig, model_dir: str, template: str) -> float:
@@ -268,8 +335,8 @@ def _pareto(records: list[TrialRecord]) -> list[ParetoTrial]:
             for r in sorted(front, key=lambda r: (r.values[0], r.values[1], r.number))]
 
 
-def summarize(study, config: DefenceSearchConfig, space, out: Path, url: str, counts: dict[str, int]
-              ) -> DefenceSearchResult:
+def summarize(study, config: DefenceSearchConfig, space, out: Path, url: str, counts: dict[str, int],
+              base: Optional[dict[str, Any]] = None) -> DefenceSearchResult:
     from alignkit.provenance import Provenance
 
     records = trial_records(study)
@@ -281,7 +348,7 @@ def summarize(study, config: DefenceSearchConfig, space, out: Path, url: str, co
                             "trainability": f"data2text train/test n_eval={config.train_eval_size}"},
                       command=" ".join(sys.argv)).model_dump(mode="json")
     return DefenceSearchResult(config=public_config(config), space=space.model_dump(mode="json"), storage=redact(url),
-                               counts=counts, pareto=front, chosen=front[0] if front else None,
+                               counts=counts, pareto=front, chosen=front[0] if front else None, base=base or {},
                                mean_overhead_s=round(sum(overheads) / len(overheads), 2) if overheads else None,
                                trials=records, provenance=prov, run_dir=str(out))
 
@@ -322,11 +389,15 @@ def write_report(result: DefenceSearchResult, path: Path) -> None:
              f"{c.train_steps} data2text steps (maximise). {result.counts.get('complete', 0)} finished trials, "
              f"{len(guarded)} stopped by the capability guard, {result.counts.get('failed', 0)} failed.</p>"
              + (f"<p>Chosen: trial {result.chosen.trial} ({fmt_params(result.chosen.params)}), model "
-                f"<code>{result.chosen.model_dir}</code></p>" if result.chosen else "<p>No finished trial.</p>"))
+                f"<code>{result.chosen.model_dir}</code></p>" if result.chosen
+                else "<p>No trial passed the capability guard: the front is empty.</p>" if guarded
+                else "<p>No finished trial.</p>"))
     sections = [("Summary", intro)]
     sections.append(("Pareto front", html_table(
         ["trial", "worst harmfulness", "capability loss", "ROUGE-1", "params"],
-        [[p.trial, p.worst_harmfulness, p.stability_loss, p.rouge1, fmt_params(p.params)] for p in result.pareto],
+        [[p.trial, p.worst_harmfulness, p.stability_loss, p.rouge1, fmt_params(p.params)] for p in result.pareto]
+        + [[f"undefended model ({t}; reference)", b["worst_harmfulness"], 0.0, b["rouge1"], "the same attacks and "
+            "trainability recipe"] for t, b in sorted(result.base.items())],
         highlight={0} if result.pareto else None)))
     if done:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -335,6 +406,14 @@ def write_report(result: DefenceSearchResult, path: Path) -> None:
         fig.colorbar(sc, ax=ax, label="ROUGE-1")
         for r in done:
             ax.annotate(str(r.number), (r.values[1], r.values[0]), fontsize=7)
+        for t, b in sorted(result.base.items()):
+            ax.axhline(b["worst_harmfulness"], color="gray", ls="--", lw=1)
+            ax.scatter([0.0], [b["worst_harmfulness"]], marker="*", s=120, color="black", zorder=3)
+            ax.annotate(f"undefended, attacked ({t})", (0.0, b["worst_harmfulness"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        ax.axvline(c.epsilon, color="gray", ls=":", lw=1)
+        ax.annotate(f"guard epsilon {c.epsilon:g}", (c.epsilon, ax.get_ylim()[0]), fontsize=7, rotation=90,
+                    xytext=(-9, 4), textcoords="offset points")
         ax.set_xlabel("capability loss before attack (relative perplexity rise)")
         ax.set_ylabel("worst-case post-attack harmfulness")
         ax.set_title("trials (red edge: Pareto front)", fontsize=9)
