@@ -39,7 +39,8 @@ def test_attack_search_end_to_end_and_continue(tmp_path, attack_space, monkeypat
     from alignkit.search import AttackSearchConfig, search_attack
 
     out = tmp_path / "search"
-    cfg = AttackSearchConfig(**TINY_OPTIONS, output_dir=str(out), n_trials=2, space=str(attack_space), epsilon=0.5)
+    cfg = AttackSearchConfig(**TINY_OPTIONS, output_dir=str(out), n_trials=2, space=str(attack_space), epsilon=0.5,
+                             reference_model="tiny-random-llama")
     res = search_attack(cfg)
     assert res.counts["complete"] == 2 and len(res.trials) == 2
     values = {t.number: t.values[0] for t in res.trials}
@@ -68,6 +69,17 @@ def test_attack_search_end_to_end_and_continue(tmp_path, attack_space, monkeypat
     html = (out / "report.html").read_text()
     assert "Capability-bounded worst case" in html and "data:image/png;base64" in html
     assert res.mean_overhead_s is not None and res.mean_overhead_s < 30  # loose: search's own cost per trial
+    # --reference-model: the worst trial's exact attack on that model (here the same model: the same result)
+    ref = {r["trial"]: r for r in saved["reference"]["trials"]}
+    assert res.worst_raw.trial in ref and saved["reference"]["model"] == "tiny-random-llama"
+    w = res.worst_raw.trial
+    ref_run = AttackResult.model_validate_json((out / "reference" / f"trial-{w:04d}" / "results.json").read_text())
+    trial_run = AttackResult.model_validate_json((out / "trials" / f"trial-{w:04d}" / "results.json").read_text())
+    other = {"output_dir", "save_model"}
+    assert ({k: v for k, v in ref_run.config.model_dump().items() if k not in other}
+            == {k: v for k, v in trial_run.config.model_dump().items() if k not in other})
+    assert ref[w]["harmfulness"] == pytest.approx(res.worst_raw.harmfulness)  # deterministic on CPU
+    assert "on the reference model" in html
 
     # the same command with a larger budget continues the study (first trials kept as they were)
     code, stdout, err = _cli(["search", "attack", *_opts(), "--output-dir", str(out), "--n-trials", "3",

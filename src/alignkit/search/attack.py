@@ -42,6 +42,9 @@ class AttackSearchConfig(SearchOptions):
 
     phi: Optional[float] = Field(None, ge=0, le=1, description="harmfulness threshold for steps-to-break; "
                                  "default: each trial's step-0 harmfulness (the attack's default)")
+    reference_model: Optional[str] = Field(None, description="also run the raw and the bounded worst trial's "
+                                           "exact attack on this model (e.g. the undefended base), once, in "
+                                           "reference/: a same-attack comparison")
 
 
 class WorstCase(BaseModel):
@@ -68,6 +71,8 @@ class AttackSearchResult(BaseModel):
     worst_bounded: Optional[WorstCase] = Field(description="worst trial whose capability loss <= epsilon")
     mean_overhead_s: Optional[float] = Field(description="mean time per trial spent outside the attack and the "
                                              "capability measurement (the search's own cost)")
+    reference: dict[str, Any] = Field(default_factory=dict, description="the worst trials' attacks on "
+                                      "--reference-model: model, and per trial its harmfulness before / after")
     trials: list[TrialRecord]
     provenance: dict[str, Any]
     run_dir: str
@@ -173,11 +178,49 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
     log(f"attack search on {config.model}: {config.n_trials} trials, storage {redact(url)}, space {space.source}")
     counts = run_worker(study, objective, config.n_trials, log=log, reset_running=config.reset_running)
     result = summarize(study, config, space, out, url, counts)
+    if config.reference_model:
+        result.reference = reference(config, result, out, judge_box, log)
     write_json(out / "results.json", result)
     write_report(result, out / "report.html")
     log(f"done: {counts['complete']} trials; raw worst {_fmt_worst(result.worst_raw)}; bounded worst "
         f"{_fmt_worst(result.worst_bounded)}; results in {out / 'results.json'}")
     return result
+
+
+def reference(config: AttackSearchConfig, result: AttackSearchResult, out: Path, judge_box: dict[str, Any],
+              log: Callable[[str], None]) -> dict[str, Any]:
+    """The raw and the bounded worst trial's attack (its saved config, model replaced) on
+    ``config.reference_model``, in ``reference/trial-NNNN/`` (measured once under a lock, read back after)."""
+    import shutil
+
+    from filelock import FileLock
+
+    from alignkit.attacks import AttackResult, attack
+    from alignkit.harmfulness import get_judge
+
+    worst = {w.trial: w for w in (result.worst_raw, result.worst_bounded) if w is not None}
+    rows = []
+    (out / "reference").mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out / "reference" / "reference.lock")):
+        for n, w in sorted(worst.items()):
+            f = Path(w.run_dir) / "results.json"
+            if not f.is_file():
+                log(f"reference: trial {n} has no results.json in {w.run_dir}; skipped")
+                continue
+            trial_run = AttackResult.model_validate_json(f.read_text(encoding="utf-8"))
+            folder = out / "reference" / f"trial-{n:04d}"
+            cfg = trial_run.config.model_copy(update={"model": config.reference_model, "output_dir": str(folder),
+                                                      "save_model": False})
+            if not (folder / "results.json").exists():
+                log(f"reference: trial {n}'s attack on {config.reference_model}")
+                if "judge" not in judge_box:
+                    judge_box["judge"] = get_judge(config.judge)
+            res = attack(cfg, judge=judge_box.get("judge"))  # a finished run folder is read back, not re-run
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+            rows.append({"trial": n, "initial_harmfulness": res.initial_harmfulness,
+                         "harmfulness": res.final_harmfulness, "steps_to_break": res.steps_to_threshold,
+                         "threshold": res.threshold, "run_dir": str(folder)})
+    return {"model": config.reference_model, "trials": rows}
 
 
 def _finished_trial(out: Path, template: str, exclude: Path) -> Optional[Path]:
@@ -237,16 +280,23 @@ def write_report(result: AttackSearchResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import html as _html
+
     from alignkit.io import atomic_write_text
 
     done = [r for r in result.trials if r.state == "COMPLETE" and r.values]
     eps = result.epsilon
     sections = []
-    lines = [f"Model <b>{result.config['model']}</b>, judge {result.config['judge']}, epsilon {eps:g} (relative "
+    lines = [f"Model <b>{_html.escape(str(result.config['model']))}</b>, judge {result.config['judge']}, epsilon {eps:g} (relative "
              f"perplexity rise), {result.counts.get('complete', 0)} finished trials "
              f"({result.counts.get('failed', 0)} failed).",
              f"Raw worst case: {_fmt_worst(result.worst_raw)}.",
              f"Capability-bounded worst case: {_fmt_worst(result.worst_bounded)}."]
+    for row in (result.reference or {}).get("trials", []):
+        lines.append(f"The same attack as trial {row['trial']} on the reference model "
+                     f"<code>{_html.escape(str(result.reference['model']))}</code>: "
+                     f"{row['initial_harmfulness']:.3f} -> "
+                     f"{row['harmfulness']:.3f}.")
     sections.append(("Worst case", "<p>" + "<br>".join(lines) + "</p>"))
     if done:
         fig, ax = plt.subplots(figsize=(6, 4))
