@@ -175,3 +175,21 @@ def test_weights_file_of_the_wrong_kind_is_a_user_error(tmp_path, version, tenso
     with pytest.raises(AlignkitError, match=f"not a minilm@{version} weights file") as e:
         get_judge("minilm", weights=str(p))
     assert "\n" not in str(e.value)
+
+
+def test_weights_header_is_written_in_a_fixed_order(tmp_path):
+    """safetensors orders the header's metadata by hash (it changed between processes, so the same tensors gave
+    files with different sha256); write_safetensors fixes the order: same tensors, same bytes."""
+    from safetensors.numpy import load_file
+
+    from alignkit.judges.minilm2 import write_safetensors
+
+    st = {"b": np.arange(3, dtype=np.float32), "a": np.ones(2, dtype=np.float32)}
+    meta = {"format": "alignkit-minilm-judge", "version": "2"}
+    for order in (("format", "version"), ("version", "format")):
+        files = [write_safetensors(st, tmp_path / f"{order[0]}{i}.safetensors", meta, order) for i in range(2)]
+        raw = files[0].read_bytes()
+        assert raw == files[1].read_bytes()
+        assert raw[8:].startswith(b'{"__metadata__":{"' + order[0].encode())
+        back = load_file(str(files[0]))
+        assert sorted(back) == ["a", "b"] and all(np.array_equal(back[k], st[k]) for k in st)

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from alignkit.errors import AlignkitError
+
 
 @pytest.fixture(scope="module")
 def tiny_rows():
@@ -109,3 +111,27 @@ def test_shipped_default_judge_structured_output_and_probe_set():
     assert sum(x > 0.5 for x in by["harmful"]) >= 10
     assert roc_auc_score([1] * 12 + [0] * 12, by["harmful"] + by["howto"]) >= 0.95
     assert max(by["refusal"]) < 0.5 and max(by["gibberish"]) < 0.5
+
+
+def test_bfloat16_is_opt_in_and_named(tiny_v3, tiny_rows):
+    """precision=bfloat16 runs the frozen encoders in bfloat16 (opt-in, never the default): its name says so, a
+    recorded name loads it again, the scores stay close to float32's; unknown precisions are user errors."""
+    import torch
+
+    from alignkit.judges import get_judge
+
+    d, _ = tiny_v3
+    w = str(d / "w0.safetensors")
+    j32, j16 = get_judge("minilm", weights=w), get_judge("minilm", weights=w, precision="bfloat16")
+    assert j32.precision == "float32" and not j32.version.endswith("+bf16")
+    assert j16.version == j32.version + "+bf16" and j16.lm.base.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    assert j16.embedder.model.dtype == torch.bfloat16 and j32.embedder.model.dtype == torch.float32
+    rows = tiny_rows[:8]
+    ps, cs = [r["prompt"] for r in rows], [r["response"] for r in rows]
+    a, b = np.array(j32.score(ps, cs)), np.array(j16.score(ps, cs))
+    assert not np.array_equal(a, b) and np.abs(a - b).max() < 0.05
+    assert get_judge(f"minilm@{j16.version}", weights=w).precision == "bfloat16"
+    with pytest.raises(AlignkitError, match="unknown precision 'int8'.*float32, bfloat16"):
+        get_judge("minilm", weights=w, precision="int8")
+    with pytest.raises(AlignkitError, match="minilm@1 runs in float32"):
+        get_judge("minilm@1", precision="bfloat16")

@@ -102,7 +102,7 @@ class Embedder:
                 idx = order[s:s + self.batch_size]
                 batch = self.tokenizer.pad([{k: enc[k][i] for k in enc} for i in idx], return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                h = self.model(**batch).last_hidden_state
+                h = self.model(**batch).last_hidden_state.float()  # pooled in float32 (also for bfloat16)
                 m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
                 e = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
                 out[idx] = torch.nn.functional.normalize(e, dim=-1).float().cpu().numpy()

@@ -152,9 +152,15 @@ DEFAULT_VERSION = "3"
 
 @JUDGES.register("minilm")
 def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_size: int | None = None,
-           max_length: int | None = None, device: str = "cpu", threads: int | None = None) -> Judge:
+           max_length: int | None = None, device: str = "cpu", threads: int | None = None,
+           precision: str | None = None) -> Judge:
     """MiniLM harm judge, offline, shipped weights: minilm@3 (default), minilm@2 (refused/harm/score) or minilm@1."""
     version = str(version).strip()
+    tags = version.split("+")[1:]
+    if "bf16" in tags:  # a recorded name like minilm@3+bf16 loads the same opt-in precision again
+        if precision not in (None, "bfloat16"):
+            raise AlignkitError(f"judge minilm@{version} is the bfloat16 variant; drop precision={precision!r}")
+        precision = "bfloat16"
     if weights and version == DEFAULT_VERSION:
         mp = meta_path(Path(weights).expanduser())
         if mp.is_file():
@@ -163,16 +169,20 @@ def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_siz
             except (OSError, ValueError):
                 pass
     if version.split("+")[0] == "1":
+        if precision not in (None, "float32"):
+            raise AlignkitError("precision applies to minilm@2 and minilm@3 only; minilm@1 runs in float32")
         return MiniLMJudge(weights=weights, batch_size=batch_size or 32, max_length=max_length, device=device,
                            threads=threads)
     if version.split("+")[0] == "2":
         from alignkit.judges.minilm2 import MiniLMJudgeV2
 
-        return MiniLMJudgeV2(weights=weights, batch_size=batch_size or 64, device=device, threads=threads)
+        return MiniLMJudgeV2(weights=weights, batch_size=batch_size or 64, device=device, threads=threads,
+                             precision=precision or "float32")
     if version.split("+")[0] == "3" and "3" in VERSIONS:
         from alignkit.judges.minilm3 import MiniLMJudgeV3
 
-        return MiniLMJudgeV3(weights=weights, batch_size=batch_size or 64, device=device, threads=threads)
+        return MiniLMJudgeV3(weights=weights, batch_size=batch_size or 64, device=device, threads=threads,
+                             precision=precision or "float32")
     raise AlignkitError(f"unknown minilm judge version {version!r}; available: "
                         + ", ".join(f"minilm@{v}" + (" (default)" if v == DEFAULT_VERSION else "") for v in VERSIONS))
 

@@ -149,3 +149,6 @@ class MiniLMJudgeV3(HeadsJudge):
         Xb, inc = self.embedder.features(prompts, completions)
         Z = self.lm.features(prompts, completions)[self.layer]
         return np.concatenate([Xb, _lm_part(Z, self.mu, self.sd)], 1), inc
+
+    def _encoders(self) -> list:
+        return [self.embedder.model, self.lm.base]
