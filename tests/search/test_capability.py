@@ -24,3 +24,19 @@ def test_capability_perplexity_depends_on_the_data(tmp_path):
     b1 = base_perplexity(tmp_path, "tiny-random-llama", "chat", 4, 0, "float32")
     b2 = base_perplexity(tmp_path, "tiny-random-llama", "chat", 4, 0, "float32", "harmless-instructions")
     assert abs(b1 - nat) < 1e-6 and abs(b2 - tmpl) < 1e-6
+
+
+def test_base_natural_text_perplexity_is_measured_once_for_every_template(tmp_path, monkeypatch):
+    """Natural text is raw prose: a search whose trials use the chat and the qa template measures the base once;
+    the templated set depends on the template and is measured per template."""
+    from alignkit.search import common
+
+    calls = []
+    real = common.measure_perplexity
+    monkeypatch.setattr(common, "measure_perplexity", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    chat = common.base_perplexity(tmp_path, "tiny-random-llama", "chat", 3, 0, "float32")
+    qa = common.base_perplexity(tmp_path, "tiny-random-llama", "qa", 3, 0, "float32")
+    assert chat == qa and calls == ["chat"]
+    common.base_perplexity(tmp_path, "tiny-random-llama", "chat", 3, 0, "float32", "harmless-instructions")
+    common.base_perplexity(tmp_path, "tiny-random-llama", "qa", 3, 0, "float32", "harmless-instructions")
+    assert calls == ["chat", "chat", "qa"]

@@ -148,11 +148,13 @@ def measure_perplexity(model_path: str, template: str, n: int, seed: int, dtype:
 
 def base_perplexity(run_dir: Path, model: str, template: str, n: int, seed: int, dtype: str,
                     data_name: str = "natural-text") -> float:
-    """The unattacked / undefended model's perplexity, measured once per search folder, data and template."""
+    """The unattacked / undefended model's perplexity, measured once per search folder, data and template
+    (natural text is raw prose, read without a template: measured once for every template)."""
     from alignkit.io import write_json
 
-    f = run_dir / "base" / f"capability-{data_name}-{template}.json"
-    key = {"model": model, "template": template, "n": n, "seed": seed, "dtype": dtype, "data": data_name}
+    tkey = "raw" if data_name == "natural-text" else template
+    f = run_dir / "base" / f"capability-{data_name}-{tkey}.json"
+    key = {"model": model, "template": tkey, "n": n, "seed": seed, "dtype": dtype, "data": data_name}
     if f.exists():
         try:
             d = json.loads(f.read_text(encoding="utf-8"))
