@@ -95,3 +95,20 @@ def test_unknown_defence_and_bad_attack_grid_are_one_line(tmp_path):
     bad.write_text("params:\n  alpha: {low: 0.1, high: 2.0}\nattacks:\n  - {learning_rate: 1.0e-4}\n")
     with pytest.raises(AlignkitError, match=r"attacks\[0\]: unknown attack option\(s\) learning_rate"):
         resolve_defence(DefenceSearchConfig(defence="repnoise", space=str(bad)))
+
+
+def test_results_name_the_resolved_judge_version(tmp_path):
+    """results.json's provenance says which judge version scored the trials ("minilm" -> "minilm@3")."""
+    import optuna
+
+    from alignkit.harmfulness import judge_cache_name
+    from alignkit.search import attack, defence
+
+    want = judge_cache_name("minilm")
+    assert want.startswith("minilm@")
+    cfg, space, out, _ = attack.resolve(attack.AttackSearchConfig(preset="quick", output_dir=str(tmp_path / "a")))
+    res = attack.summarize(optuna.create_study(direction="maximize"), cfg, space, out, "sqlite:///x", {})
+    assert res.provenance["judge"] == want
+    cfg, space, _, out, _ = defence.resolve(defence.DefenceSearchConfig(preset="quick", output_dir=str(tmp_path / "d")))
+    res = defence.summarize(optuna.create_study(directions=defence.DIRECTIONS), cfg, space, out, "sqlite:///x", {})
+    assert res.provenance["judge"] == want and res.base == {} and res.pareto == []

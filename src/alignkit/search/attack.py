@@ -252,11 +252,12 @@ def _worst(records: list[TrialRecord], bounded: bool, epsilon: float) -> Optiona
 
 def summarize(study, config: AttackSearchConfig, space, out: Path, url: str, counts: dict[str, int]
               ) -> AttackSearchResult:
+    from alignkit.harmfulness import judge_cache_name
     from alignkit.provenance import Provenance
 
     records = trial_records(study)
     overheads = [r.attrs["overhead_s"] for r in records if "overhead_s" in r.attrs]
-    prov = Provenance(model=config.model, judge=config.judge, seed=config.sampler_seed,
+    prov = Provenance(model=config.model, judge=judge_cache_name(config.judge), seed=config.sampler_seed,
                       data={"capability": capability_label(config.capability_data, config.capability_texts),
                             "eval": f"harmful-eval:test n={config.eval_prompts}"},
                       command=" ".join(sys.argv)).model_dump(mode="json")

@@ -337,12 +337,13 @@ def _pareto(records: list[TrialRecord]) -> list[ParetoTrial]:
 
 def summarize(study, config: DefenceSearchConfig, space, out: Path, url: str, counts: dict[str, int],
               base: Optional[dict[str, Any]] = None) -> DefenceSearchResult:
+    from alignkit.harmfulness import judge_cache_name
     from alignkit.provenance import Provenance
 
     records = trial_records(study)
     front = _pareto(records)
     overheads = [r.attrs["overhead_s"] for r in records if "overhead_s" in r.attrs]
-    prov = Provenance(model=config.model, judge=config.judge, seed=config.sampler_seed,
+    prov = Provenance(model=config.model, judge=judge_cache_name(config.judge), seed=config.sampler_seed,
                       data={"capability": capability_label(config.capability_data, config.capability_texts),
                             "eval": f"harmful-eval:test n={config.eval_prompts}",
                             "trainability": f"data2text train/test n_eval={config.train_eval_size}"},
