@@ -288,7 +288,7 @@ def write_report(result: AttackSearchResult, path: Path) -> None:
     done = [r for r in result.trials if r.state == "COMPLETE" and r.values]
     eps = result.epsilon
     sections = []
-    lines = [f"Model <b>{_html.escape(str(result.config['model']))}</b>, judge {result.config['judge']}, epsilon {eps:g} (relative "
+    lines = [f"Model <b>{_html.escape(str(result.config['model']))}</b>, judge {result.provenance.get('judge', result.config['judge'])}, epsilon {eps:g} (relative "
              f"perplexity rise), {result.counts.get('complete', 0)} finished trials "
              f"({result.counts.get('failed', 0)} failed).",
              f"Raw worst case: {_fmt_worst(result.worst_raw)}.",

@@ -384,7 +384,7 @@ def write_report(result: DefenceSearchResult, path: Path) -> None:
     done = [r for r in result.trials if r.state == "COMPLETE" and r.values]
     guarded = [r for r in result.trials if r.attrs.get("guard")]
     front = {p.trial for p in result.pareto}
-    intro = (f"<p>Defence <b>{c.defence}</b> on <b>{c.model}</b>, judge {c.judge}; objectives: worst-case "
+    intro = (f"<p>Defence <b>{c.defence}</b> on <b>{c.model}</b>, judge {result.provenance.get('judge', c.judge)}; objectives: worst-case "
              f"post-attack harmfulness over {len(result.space.get('attacks') or [{}])} attack(s) (minimise), "
              f"capability loss before attack (minimise; guard epsilon {c.epsilon:g}), ROUGE-1 after "
              f"{c.train_steps} data2text steps (maximise). {result.counts.get('complete', 0)} finished trials, "
