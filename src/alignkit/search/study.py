@@ -89,8 +89,8 @@ def open_study(storage, signature: dict[str, Any], directions: list[str], sample
     study whose signature differs."""
     import optuna
 
-    sampler = (optuna.samplers.TPESampler(seed=sampler_seed) if len(directions) == 1
-               else optuna.samplers.NSGAIISampler(seed=sampler_seed))
+    sampler = TrialSeededSampler((lambda seed: optuna.samplers.TPESampler(seed=seed)) if len(directions) == 1
+                                 else (lambda seed: optuna.samplers.NSGAIISampler(seed=seed)), sampler_seed)
     sig = json.dumps(signature, sort_keys=True)
     try:
         existing = [s.study_name for s in storage.get_all_studies()]
@@ -118,6 +118,56 @@ def open_study(storage, signature: dict[str, Any], directions: list[str], sample
         raise AlignkitError("the study in this storage was created with other settings ("
                             + _diff(json.loads(old), signature) + ")")
     return study
+
+
+def trial_seed(seed: int | None, number: int) -> int | None:
+    """The sampler seed of trial ``number``: distinct per trial, the same for the same study seed and number."""
+    return None if seed is None else (int(seed) * 1_000_003 + int(number)) % (2 ** 32)
+
+
+class _TrialSeeded:
+    """A sampler that builds a fresh inner sampler (TPE, NSGA-II) for every trial, seeded from the study's seed
+    and the trial's number. With one sampler seeded once per process, every worker and every re-run of the
+    command replayed the same random draws: a continued study proposed its first trials' parameters again, and N
+    workers started together would all propose the same ones. Trial numbers are unique in the storage, so the
+    draws differ between trials and workers, and a single-worker study is still reproducible. Both samplers
+    read the history from the storage on every call, so nothing is lost by rebuilding them."""
+
+    def __init__(self, factory: Callable[[int | None], Any], seed: int | None):
+        self._factory, self._seed = factory, seed
+        self._number: int | None = None
+        self._inner = factory(seed)
+
+    def _for(self, trial) -> Any:
+        if trial.number != self._number:
+            self._inner, self._number = self._factory(trial_seed(self._seed, trial.number)), trial.number
+        return self._inner
+
+    def infer_relative_search_space(self, study, trial):
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._for(trial).after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+
+def TrialSeededSampler(factory: Callable[[int | None], Any], seed: int | None):
+    """:class:`_TrialSeeded` as an ``optuna.samplers.BaseSampler`` (Optuna is imported lazily)."""
+    import optuna
+
+    cls = type("TrialSeededSampler", (_TrialSeeded, optuna.samplers.BaseSampler), {})
+    return cls(factory, seed)
 
 
 def _diff(old: dict, new: dict) -> str:
