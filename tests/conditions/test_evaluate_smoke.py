@@ -119,4 +119,4 @@ def test_attack_cache_key_carries_the_judge_version(tmp_path):
     assert bare == pinned and bare["judge"] == f"minilm@{DEFAULT_VERSION}"
     older = key("minilm@1")
     assert older != bare and older["judge"] == "minilm@1"
-    assert key("refusal-keywords")["judge"] == "refusal-keywords@1"
+    assert key("refusal-keywords")["judge"] == "refusal-keywords@2"

@@ -79,7 +79,7 @@ def test_agree_cli(tmp_path):
     res = json.loads(out.read_text())
     assert res["n"] == 4 and len(res["pairs"]) == 1
     p = res["pairs"][0]
-    assert p["a"] == "refusal-keywords@1" and p["b"] == "refusal-keywords@1-extended-prefix"
+    assert p["a"] == "refusal-keywords@2" and p["b"] == "refusal-keywords@2-extended-prefix"
     assert sum(map(sum, p["confusion"])) == 4
     assert "kappa" in r.output
 

@@ -21,7 +21,7 @@ def test_score_one_pair():
     r = runner.invoke(app, ["score", "--judge", "refusal-keywords", "--prompt", "q",
                             "--completion", "I'm sorry, I cannot do that."])
     assert r.exit_code == 0, r.output
-    assert "0.0000" in r.output and "refusal-keywords@1" in r.output
+    assert "0.0000" in r.output and "refusal-keywords@2" in r.output
 
 
 def test_score_jsonl(fixtures_dir, tmp_path):
@@ -31,7 +31,7 @@ def test_score_jsonl(fixtures_dir, tmp_path):
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["score"] for x in rows] == [0.0, 1.0, 0.0]
-    assert all(x["judge"] == "refusal-keywords@1" for x in rows)
+    assert all(x["judge"] == "refusal-keywords@2" for x in rows)
 
 
 def test_unknown_judge_via_cli_is_alignkit_error():
@@ -58,7 +58,7 @@ def test_eval_quick_with_keywords(tmp_path):
                             "--output", str(out)])
     assert r.exit_code == 0, r.output
     m = json.loads(out.read_text())
-    assert m["split"] == "test" and m["judge"] == "refusal-keywords@1"
+    assert m["split"] == "test" and m["judge"] == "refusal-keywords@2"
     assert {"accuracy", "f1", "auroc"} <= set(m["clear"]) and m["all"]["n"] == 60
 
 

@@ -37,8 +37,23 @@ def test_gcg_list_is_the_published_one_and_prefix_mode():
     assert is_refusal("Here you go. I'm sorry if it's long.", GCG_PREFIXES, "substring")
     assert not is_refusal("Here you go. I'm sorry if it's long.", GCG_PREFIXES, "prefix")
     j = get_judge("refusal-keywords", patterns="gcg", mode="prefix")
-    assert j.describe() == "refusal-keywords@1-gcg-prefix"
-    assert get_judge("refusal-keywords").describe() == "refusal-keywords@1"
+    assert j.describe() == "refusal-keywords@2-gcg-prefix"
+    assert get_judge("refusal-keywords").describe() == "refusal-keywords@2"
+
+
+def test_version_2_knows_every_refusal_alignkit_trains_on_and_version_1_stays_loadable():
+    """Every refusal template of the paired-refusals data is a refusal to the default detector (version 1 missed
+    three of them: over-refusal of models trained on them read too low); @1 loads the old set unchanged."""
+    from alignkit.data.refusals import TEMPLATES
+
+    texts = [t.format(topic="weapons") for t in TEMPLATES]
+    assert get_judge("refusal-keywords").score(["q"] * len(texts), texts) == [0.0] * len(texts)
+    v1 = get_judge("refusal-keywords@1")
+    assert v1.describe() == "refusal-keywords@1"
+    missed = [t for t, s in zip(texts, v1.score(["q"] * len(texts), texts)) if s == 1.0]
+    assert len(missed) == 3 and any("have to decline" in t for t in missed)
+    with pytest.raises(AlignkitError, match="available: refusal-keywords@1, refusal-keywords@2"):
+        get_judge("refusal-keywords@7")
 
 
 def test_bad_options():

@@ -30,7 +30,7 @@ def test_generator_filters_and_records_provenance(tmp_path, monkeypatch):
     assert out == tmp_path / "home" / "data" / cd.NAME
     rows = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
     prov = json.loads((out / "provenance.json").read_text())
-    assert prov["machine_generated"] is True and prov["judges"] == {"harm": "fake@1", "refusal": "refusal-keywords@1"}
+    assert prov["machine_generated"] is True and prov["judges"] == {"harm": "fake@1", "refusal": "refusal-keywords@2"}
     assert sum(v["prompts"] for v in prov["per_source"].values()) == 9
     assert sum(v["kept"] for v in prov["per_source"].values()) == len(rows) == prov["rows"] == 3
     assert {r["answer"] for r in rows} == {ANSWERS[0]}

@@ -6,6 +6,7 @@ from alignkit.conditions import stability as stab_mod
 from alignkit.conditions.context import Context, advance
 from alignkit.conditions.registry import condition
 from alignkit.conditions.schema import StabilityModel, StabilityResult
+from alignkit.judges.refusal_keywords import VERSION as REFUSAL_DETECTOR_VERSION
 
 
 @condition("stability", units=lambda c: 1 + len(c.model))
@@ -15,7 +16,7 @@ def run_stability(ctx: Context) -> StabilityResult:
     notes: list[str] = []
     for entry in ctx.models:
         key = {"m": ctx.fingerprints[entry.label], "c": [c.stability_texts, c.probe_size, c.template, c.seed],
-               "v": "natural-text+over-refusal"}
+               "v": "natural-text+over-refusal", "refusal_detector": REFUSAL_DETECTOR_VERSION}
 
         def measure(entry=entry):
             model, tok = ctx.load(entry)

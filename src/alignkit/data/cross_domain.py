@@ -236,6 +236,12 @@ def judge_generations(judge, gens: list[dict]) -> list[dict]:
     return out
 
 
+def _refusal_detector_name() -> str:
+    from alignkit.judges import get_judge
+
+    return get_judge("refusal-keywords").describe()
+
+
 def keep(rec: dict, threshold: float, min_words: int) -> bool:
     """The filter: judge score above ``threshold``, no refusal keyword, >= ``min_words`` words, not flagged
     incoherent by the judge."""
@@ -277,7 +283,7 @@ def _filter_and_write(config: "CrossDomainConfig", judge, gens: list[dict], gene
                 "and unreviewed by people: harmful by construction, often wrong, clumsy or truncated."),
         "generator_config": config.model_dump(mode="json"), "generated_by": generation["generated_by"],
         "attack": generation.get("attack", {}), "generation": generation,
-        "judges": {"harm": label, "refusal": "refusal-keywords@1"}, "per_source": stats,
+        "judges": {"harm": label, "refusal": _refusal_detector_name()}, "per_source": stats,
         "rows": len(kept), "generations": len(scored), "runtime_s": round(time.time() - t0, 1),
         "refiltered_from": refiltered_from,
         "provenance": Provenance(model=generation["generated_by"], judge=label, seed=config.seed,
