@@ -1,6 +1,7 @@
-"""Over-refusal re-measured with the refusal detector plus the three refusal phrasings of alignkit's own
-paired-refusals templates that `refusal-keywords` does not match ("I have to decline", "not something I can help
-with", "going to refuse"; src/alignkit/data/refusals.py). Same 60 probe prompts, greedy, 24 new tokens, as
+"""Over-refusal re-measured with `refusal-keywords@1` (the detector before version 2) and with the current
+detector `refusal-keywords@2`, which also matches the three refusal phrasings of alignkit's own paired-refusals
+templates that version 1 missed ("I have to decline", "not something I can help with", "I'm going to refuse";
+src/alignkit/data/refusals.py). Same 60 probe prompts, greedy, 24 new tokens, as
 `alignkit evaluate --probe-size 60`; prints the detector's share and the corrected share per model.
 
     python benchmarks/over_refusal_recheck.py [--n 60] LABEL=MODEL_FOLDER ...
@@ -11,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-MISSING = ("I have to decline", "not something I can help with", "going to refuse")
 
 
 def main(argv=None) -> int:
@@ -25,7 +24,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from alignkit.conditions.stability import measure_probe, probe_rows
-    from alignkit.judges.refusal_keywords import EXTRA_PREFIXES, GCG_PREFIXES, is_refusal
+    from alignkit.judges.refusal_keywords import EXTRA_PREFIXES, EXTRA_PREFIXES_V1, GCG_PREFIXES, is_refusal
     from alignkit.models import load_causal_lm
 
     rows = probe_rows(a.n, 0)
@@ -35,10 +34,10 @@ def main(argv=None) -> int:
         model, tok = load_causal_lm(path, dtype="float32")
         model.eval()
         acc, ex = measure_probe(model, tok, rows)
-        old = sum(e["refused"] for e in ex) / len(ex)
-        new = sum(is_refusal(e["completion"], GCG_PREFIXES + EXTRA_PREFIXES + MISSING) for e in ex) / len(ex)
-        out[label] = {"probe": acc.value, "over_refusal_detector": old, "over_refusal_corrected": new}
-        print(f"{label:28s} probe {acc.value:.3f}  over-refusal: detector {old:.2f}, with the 3 phrasings {new:.2f}",
+        old = sum(is_refusal(e["completion"], GCG_PREFIXES + EXTRA_PREFIXES_V1) for e in ex) / len(ex)
+        new = sum(is_refusal(e["completion"], GCG_PREFIXES + EXTRA_PREFIXES) for e in ex) / len(ex)
+        out[label] = {"probe": acc.value, "over_refusal_v1": old, "over_refusal_v2": new}
+        print(f"{label:28s} probe {acc.value:.3f}  over-refusal: refusal-keywords@1 {old:.2f}, @2 {new:.2f}",
               flush=True)
         del model
     if a.out:
