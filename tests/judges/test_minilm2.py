@@ -30,8 +30,8 @@ def test_unknown_version_names_the_available_ones():
     from alignkit.judges import get_judge
 
     with pytest.raises(AlignkitError) as e:
-        get_judge("minilm@4")
-    assert all(f"minilm@{v}" in str(e.value) for v in (1, 2, 3)) and "\n" not in str(e.value)
+        get_judge("minilm@9")
+    assert all(f"minilm@{v}" in str(e.value) for v in (1, 2, 3, 4)) and "\n" not in str(e.value)
     with pytest.raises(AlignkitError, match="refusal-keywords@1"):
         get_judge("refusal-keywords@9")
     assert get_judge("refusal-keywords@1").describe() == "refusal-keywords@1"
@@ -149,7 +149,7 @@ def test_heads_are_deterministic_and_round_trip(tmp_path):
     assert not s3.any()
 
 
-@pytest.mark.parametrize("version", ["2", "3"])
+@pytest.mark.parametrize("version", ["2", "3", "4"])
 def test_shipped_weights_metadata(version):
     import importlib
 
@@ -157,14 +157,15 @@ def test_shipped_weights_metadata(version):
 
     shipped = importlib.import_module(f"alignkit.judges.minilm{version}").SHIPPED_WEIGHTS
     meta = json.loads(shipped.with_suffix(".json").read_text())
-    assert meta["format_version"] == version and meta["reproduce"] == "alignkit judge train --ship"
+    ship = "alignkit judge train --version 4 --ship" if version == "4" else "alignkit judge train --ship"
+    assert meta["format_version"] == version and meta["reproduce"] == ship
     assert shipped.stat().st_size < 1e6 and meta["sha256"] == sha256_file(shipped)
     assert meta["data"]["by_source"]["synthetic"] > 0 and "never trained on" in meta["data"]["probe_set"]
 
 
-@pytest.mark.parametrize("version,tensors", [("2", {"foo"}), ("3", {"refusal.w"})])
+@pytest.mark.parametrize("version,tensors", [("2", {"foo"}), ("3", {"refusal.w"}), ("4", {"lm.mu"})])
 def test_weights_file_of_the_wrong_kind_is_a_user_error(tmp_path, version, tensors):
-    """minilm@2 and minilm@3 share the loader (minilm2.HeadsJudge): a file without their tensors is a user error."""
+    """minilm@2, @3 and @4 share the loader (minilm2.HeadsJudge): a file without their tensors is a user error."""
     from safetensors.numpy import save_file
 
     from alignkit.judges import get_judge

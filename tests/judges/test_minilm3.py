@@ -135,3 +135,26 @@ def test_bfloat16_is_opt_in_and_named(tiny_v3, tiny_rows):
         get_judge("minilm", weights=w, precision="int8")
     with pytest.raises(AlignkitError, match="minilm@1 runs in float32"):
         get_judge("minilm@1", precision="bfloat16")
+
+
+def test_minilm4_is_the_minilm3_recipe_on_a_deeper_layer(tiny_rows, tmp_path):
+    """minilm@4 (opt-in): minilm@3's recipe with the LM read deeper (layer 12 by default; here layer 2 of the tiny
+    LM): its own format version, loaded by it, never the default."""
+    from alignkit.judges import get_judge, minilm2, minilm3, minilm4
+    from alignkit.judges.minilm import DEFAULT_VERSION
+
+    cfg4, cfg3 = minilm4.TrainConfigV4(), minilm3.TrainConfigV3()
+    assert (cfg4.lm_layer, cfg3.lm_layer) == (12, 6) and DEFAULT_VERSION == "3"
+    assert cfg4.model_dump(exclude={"lm_layer"}) == cfg3.model_dump(exclude={"lm_layer"})
+    mp = pytest.MonkeyPatch()
+    mp.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: tiny_rows)
+    meta = minilm4.train(minilm4.TrainConfigV4(lm="tiny-random-llama", lm_layer=2), output=tmp_path / "w.safetensors",
+                         log=lambda s: None)
+    mp.undo()
+    assert meta["format_version"] == "4" and meta["lm"]["layer"] == 2
+    j = get_judge("minilm", weights=str(tmp_path / "w.safetensors"))
+    assert type(j).__name__ == "MiniLMJudgeV4" and j.version.startswith("4+") and j.layer == 2
+    rows = tiny_rows[:4]
+    out = j.assess([r["prompt"] for r in rows], [r["response"] for r in rows])
+    assert all(0.0 <= o["score"] <= 1.0 and 0.0 <= o["refused"] <= 1.0 for o in out)
+

@@ -55,14 +55,14 @@ def train(
                                                    "metadata is written next to it); default: the cache dir"),
     ship: bool = typer.Option(False, "--ship", help="write into the package (judges/weights/), replacing the "
                                                    "shipped weights of that version"),
-    version: Optional[str] = typer.Option(None, help="judge version to train: 3, 2 or 1 (old cross-encoder); "
-                                                     "default: the default judge's"),
-    c_refusal: Optional[float] = typer.Option(None, help="v2/v3: inverse L2 strength of the refusal head (10)"),
-    c_harm: Optional[float] = typer.Option(None, help="v2/v3: inverse L2 strength of the harm head (v2 10, v3 0.1)"),
-    c_stack: Optional[float] = typer.Option(None, help="v2/v3: inverse L2 strength of the score calibration (10)"),
-    lm_layer: Optional[int] = typer.Option(None, help="v3: decoder layer of the chat LM whose residual stream is "
-                                                      "read"),
-    synthetic: bool = typer.Option(True, help="v2/v3: add the templated training rows (alignkit.judges.synthetic)"),
+    version: Optional[str] = typer.Option(None, help="judge version to train: 4 (opt-in, deeper LM layer), 3, 2 "
+                                                     "or 1 (old cross-encoder); default: the default judge's"),
+    c_refusal: Optional[float] = typer.Option(None, help="v2-v4: inverse L2 strength of the refusal head (10)"),
+    c_harm: Optional[float] = typer.Option(None, help="v2-v4: inverse L2 strength of the harm head (v2 10, v3/v4 0.1)"),
+    c_stack: Optional[float] = typer.Option(None, help="v2-v4: inverse L2 strength of the score calibration (10)"),
+    lm_layer: Optional[int] = typer.Option(None, help="v3/v4: decoder layer of the chat LM whose residual stream "
+                                                      "is read (v3 6, v4 12)"),
+    synthetic: bool = typer.Option(True, help="v2-v4: add the templated training rows (alignkit.judges.synthetic)"),
     train_layers: int = typer.Option(2, help="v1: top transformer layers to fine-tune (the rest stay frozen)"),
     epochs: int = typer.Option(3, help="v1: training epochs (the epoch with the lowest eval loss is kept)"),
     batch_size: int = typer.Option(16, help="v1: batch size"),
@@ -85,14 +85,16 @@ def train(
     if version not in VERSIONS:
         raise AlignkitError(f"unknown minilm judge version {version!r}; available: {', '.join(VERSIONS)}")
     given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
-    if lm_layer is not None and version != "3":
-        raise AlignkitError("--lm-layer applies to --version 3 only")
-    if version in ("2", "3"):
-        from alignkit.judges import minilm2, minilm3
+    if lm_layer is not None and version not in ("3", "4"):
+        raise AlignkitError("--lm-layer applies to --version 3 and 4 only")
+    if version in ("2", "3", "4"):
+        from alignkit.judges import minilm2, minilm3, minilm4
 
-        if version == "3":
-            mod, cfg = minilm3, minilm3.TrainConfigV3(**given, **({"lm_layer": lm_layer} if lm_layer else {}),
-                                                      synthetic=synthetic, seed=seed, threads=threads)
+        if version in ("3", "4"):
+            mod = minilm3 if version == "3" else minilm4
+            conf = minilm3.TrainConfigV3 if version == "3" else minilm4.TrainConfigV4
+            cfg = conf(**given, **({"lm_layer": lm_layer} if lm_layer else {}), synthetic=synthetic, seed=seed,
+                       threads=threads)
         else:
             mod, cfg = minilm2, minilm2.TrainConfigV2(**given, synthetic=synthetic, seed=seed, threads=threads)
         _train_heads(mod, cfg, ship, output)
@@ -150,7 +152,7 @@ def eval_cmd(
     probe_judges: Optional[str] = typer.Option(None, help="OOD mode: other judges to score on the probe set beside "
                                                           "the recipe ('' for none; default: the other minilm "
                                                           "versions and refusal-keywords)"),
-    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (3 or 2; "
+    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (4, 3 or 2; "
                                                      "default: the default judge's)"),
     output: Optional[Path] = typer.Option(None, help="also write the metrics as JSON here"),
 ) -> None:
@@ -175,12 +177,16 @@ def eval_cmd(
             from alignkit.judges.minilm3 import TrainConfigV3, ood_table_v3
 
             t = ood_table_v3(TrainConfigV3(seed=seed), log=log, reference_judges=refs)
+        elif version == "4":
+            from alignkit.judges.minilm4 import TrainConfigV4, ood_table_v4
+
+            t = ood_table_v4(TrainConfigV4(seed=seed), log=log, reference_judges=refs)
         elif version == "2":
             from alignkit.judges.minilm2 import TrainConfigV2, ood_table
 
             t = ood_table(TrainConfigV2(seed=seed), log=log, reference_judges=refs)
         else:
-            raise AlignkitError(f"the OOD table re-fits minilm@3 or minilm@2; got version {version!r}")
+            raise AlignkitError(f"the OOD table re-fits minilm@4, minilm@3 or minilm@2; got version {version!r}")
         _real_generations(t, version, log)
         print_ood(t)
         if output:

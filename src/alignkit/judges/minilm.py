@@ -146,15 +146,18 @@ def _sha256(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- judge
-VERSIONS = ("1", "2", "3")
+VERSIONS = ("1", "2", "3", "4")  # 4: opt-in (deeper LM layer), not the default
 DEFAULT_VERSION = "3"
+# the heads-on-features judges (alignkit.judges.minilm2.HeadsJudge): version -> class in module minilm<version>
+HEADS_JUDGES = {"2": "MiniLMJudgeV2", "3": "MiniLMJudgeV3", "4": "MiniLMJudgeV4"}
 
 
 @JUDGES.register("minilm")
 def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_size: int | None = None,
            max_length: int | None = None, device: str = "cpu", threads: int | None = None,
            precision: str | None = None) -> Judge:
-    """MiniLM harm judge, offline, shipped weights: minilm@3 (default), minilm@2 (refused/harm/score) or minilm@1."""
+    """MiniLM harm judge, offline, shipped weights: minilm@3 (default), minilm@4 (opt-in, deeper LM layer),
+    minilm@2 (refused/harm/score) or minilm@1. ``precision=bfloat16``: opt-in faster variant of 2-4."""
     version = str(version).strip()
     tags = version.split("+")[1:]
     if "bf16" in tags:  # a recorded name like minilm@3+bf16 loads the same opt-in precision again
@@ -170,19 +173,16 @@ def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_siz
                 pass
     if version.split("+")[0] == "1":
         if precision not in (None, "float32"):
-            raise AlignkitError("precision applies to minilm@2 and minilm@3 only; minilm@1 runs in float32")
+            raise AlignkitError("precision applies to minilm@2, @3 and @4; minilm@1 runs in float32")
         return MiniLMJudge(weights=weights, batch_size=batch_size or 32, max_length=max_length, device=device,
                            threads=threads)
-    if version.split("+")[0] == "2":
-        from alignkit.judges.minilm2 import MiniLMJudgeV2
+    if version.split("+")[0] in HEADS_JUDGES:
+        import importlib
 
-        return MiniLMJudgeV2(weights=weights, batch_size=batch_size or 64, device=device, threads=threads,
-                             precision=precision or "float32")
-    if version.split("+")[0] == "3" and "3" in VERSIONS:
-        from alignkit.judges.minilm3 import MiniLMJudgeV3
-
-        return MiniLMJudgeV3(weights=weights, batch_size=batch_size or 64, device=device, threads=threads,
-                             precision=precision or "float32")
+        cls = getattr(importlib.import_module(f"alignkit.judges.minilm{version.split('+')[0]}"),
+                      HEADS_JUDGES[version.split("+")[0]])
+        return cls(weights=weights, batch_size=batch_size or 64, device=device, threads=threads,
+                   precision=precision or "float32")
     raise AlignkitError(f"unknown minilm judge version {version!r}; available: "
                         + ", ".join(f"minilm@{v}" + (" (default)" if v == DEFAULT_VERSION else "") for v in VERSIONS))
 

@@ -197,6 +197,7 @@ class HeadsJudge(Judge):
     shipped_weights = SHIPPED_WEIGHTS
     config_class: type[BaseModel] = TrainConfigV2
     extra_keys: tuple[str, ...] = ()
+    reproduce = REPRODUCE
 
     def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu",
                  threads: int | None = None, precision: str = "float32"):
@@ -205,7 +206,7 @@ class HeadsJudge(Judge):
             raise AlignkitError(f"unknown precision {precision!r} for {label}; use one of {', '.join(PRECISIONS)}")
         path = Path(weights).expanduser() if weights else self.shipped_weights
         if not path.is_file():
-            hint = REPRODUCE if not weights else "alignkit judge train --output PATH"
+            hint = self.reproduce if not weights else "alignkit judge train --output PATH"
             raise AlignkitError(f"{label} judge weights {str(path)!r} not found; create them with '{hint}'")
         import numpy as np
         from safetensors.numpy import load_file
@@ -336,7 +337,7 @@ def check_output(output: str | Path | None, default: Path) -> Path:
 
 def save_judge(state: dict, output: Path, cfg: BaseModel, rows: list[dict], t0: float, c0: float, *,
                format_version: str, shipped: Path, description: str,
-               lm: dict[str, Any] | None = None) -> dict[str, Any]:
+               lm: dict[str, Any] | None = None, reproduce: str = REPRODUCE) -> dict[str, Any]:
     """Write the heads ``state`` to ``output`` (.safetensors, atomically) and its metadata (.json beside it:
     description, base encoder, features, config, data counts, calibration, timings since ``t0`` / CPU ``c0``,
     how to reproduce, sha256, library versions); ``lm``: the chat LM whose residual stream is read, if any.
@@ -364,7 +365,7 @@ def save_judge(state: dict, output: Path, cfg: BaseModel, rows: list[dict], t0: 
                  "probe_set": "never trained on (alignkit.judges.probe_set)"},
         "stack": {"w": [round(float(x), 4) for x in state["stack.w"]], "b": round(float(state["stack.b"][0]), 4)},
         "train_seconds": round(time.time() - t0, 1), "train_cpu_seconds": round(time.process_time() - c0, 1),
-        "reproduce": REPRODUCE if output.resolve() == shipped.resolve()
+        "reproduce": reproduce if output.resolve() == shipped.resolve()
         else f"alignkit judge train --output {output}",
         "sha256": sha256_file(output), "versions": library_versions(),
     }
@@ -408,7 +409,7 @@ def default_cache_path(shipped: Path = SHIPPED_WEIGHTS) -> Path:
 
 def train_heads(cfg: BaseModel, output: str | Path | None, featurize: Callable[[list[dict]], tuple[Any, dict]], *,
                 format_version: str, shipped: Path, description: str, lm: dict[str, Any] | None = None,
-                log: Callable[[str], None] = print) -> dict[str, Any]:
+                reproduce: str = REPRODUCE, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Fit the heads on ``featurize(training rows) -> (X, extra tensors)``, save them with the extra tensors
     (:func:`save_judge`; ``output`` default: :func:`default_cache_path` of ``shipped``); return the metadata."""
     import numpy as np
@@ -423,7 +424,7 @@ def train_heads(cfg: BaseModel, output: str | Path | None, featurize: Callable[[
     state = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
     state.update({k: np.ascontiguousarray(v) for k, v in extra.items()})
     return save_judge(state, output, cfg, rows, t0, c0, format_version=format_version, shipped=shipped,
-                      description=description, lm=lm)
+                      description=description, lm=lm, reproduce=reproduce)
 
 
 def train(config: TrainConfigV2 | None = None, output: str | Path | None = None,

@@ -91,8 +91,10 @@ def ood_table_v3(config: TrainConfigV3 | None = None, log: Callable[[str], None]
 
 
 def train(config: TrainConfigV3 | None = None, output: str | Path | None = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Fit ``minilm@3`` on all training rows; write ``output`` (.safetensors) + ``.json``; return the metadata."""
+          log: Callable[[str], None] = print, *, format_version: str = FORMAT_VERSION,
+          shipped: Path = SHIPPED_WEIGHTS, reproduce: str = REPRODUCE) -> dict[str, Any]:
+    """Fit ``minilm@3`` (or a judge of the same recipe: ``minilm@4``) on all training rows; write ``output``
+    (.safetensors) + ``.json``; return the metadata."""
     from alignkit.judges import minilm2
 
     cfg = config or TrainConfigV3()
@@ -111,7 +113,7 @@ def train(config: TrainConfigV3 | None = None, output: str | Path | None = None,
     lm = {"name": cfg.lm, "layer": cfg.lm_layer, "model": "HuggingFaceTB/SmolLM2-135M-Instruct (Apache-2.0)"
           if cfg.lm == "smollm2-135m-instruct" else cfg.lm}
     return minilm2.train_heads(
-        cfg, output, featurize, format_version=FORMAT_VERSION, shipped=SHIPPED_WEIGHTS, lm=lm, log=log,
+        cfg, output, featurize, format_version=format_version, shipped=shipped, lm=lm, log=log, reproduce=reproduce,
         description=f"refusal head + harm head (logistic regressions) on frozen all-MiniLM-L6-v2 features and the "
                     f"residual stream of {cfg.lm} after layer {cfg.lm_layer} (mean over the completion, last token), "
                     "calibrated combined score; incoherent completions score 0")
