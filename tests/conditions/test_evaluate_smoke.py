@@ -120,3 +120,31 @@ def test_attack_cache_key_carries_the_judge_version(tmp_path):
     older = key("minilm@1")
     assert older != bare and older["judge"] == "minilm@1"
     assert key("refusal-keywords")["judge"] == "refusal-keywords@2"
+
+
+def test_a_model_retrained_in_the_same_folder_is_attacked_again(tmp_path):
+    """The attack folder's config names the model by its path: after the defended model is retrained in place
+    (new weights, same folder), evaluate must run its attack again, not report the old weights' attack; the
+    base's attack (unchanged weights) is reused."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from alignkit.models import resolve_model
+
+    copy = shutil.copytree(resolve_model("tiny-random-llama"), tmp_path / "copy")
+    cfg = EvaluateConfig(model=[str(copy)], label=["copy"], base="tiny-random-llama", output_dir=str(tmp_path / "ev"),
+                         conditions=["resistance"], **TINY)
+    evaluate(cfg)
+    runs = {p.parent.parent.name: p for p in (tmp_path / "ev" / "attacks").rglob("results.json")}
+    assert set(runs) == {"base", "copy"}
+    before = {k: p.stat().st_mtime_ns for k, p in runs.items()}
+    time.sleep(1.1)  # the fingerprint reads mtimes in seconds
+    w = load_file(str(copy / "model.safetensors"))
+    save_file({k: (v + 0.01 if v.is_floating_point() else v) for k, v in w.items()}, str(copy / "model.safetensors"),
+              metadata={"format": "pt"})
+    evaluate(cfg)
+    after = {k: p.stat().st_mtime_ns for k, p in runs.items()}
+    assert after["base"] == before["base"]  # same weights: the finished attack is reused
+    assert after["copy"] > before["copy"]   # retrained in place: attacked again

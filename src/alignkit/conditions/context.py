@@ -203,18 +203,33 @@ class Context:
                extra_key: Any = None) -> AttackRun:
         name = f"attack-{group}-{entry.label}-{spec.key}"
         key = self.attack_key(entry, spec, extra_key, group, dataset_file)
-        run = self.stages.run(name, key, lambda: self._attack(entry, spec, group, dataset_file), AttackRun)
+        run = self.stages.run(name, key, lambda: self._attack(entry, spec, group, dataset_file, key), AttackRun)
         if run.run_dir:
             self._step0.setdefault(entry.label, run.run_dir)
         return run
 
-    def _attack(self, entry: ModelEntry, spec: AttackSpec, group: str, dataset_file: Optional[str]) -> AttackRun:
+    def _attack(self, entry: ModelEntry, spec: AttackSpec, group: str, dataset_file: Optional[str],
+                key: Any = None) -> AttackRun:
         from alignkit.attacks import attack
+        from alignkit.io import atomic_write_text
 
         self.log(f"attack {entry.label}: {spec.label}, {spec.max_steps} steps ({group})")
+        cfg = self.attack_config(entry, spec, group, dataset_file)
+        out = Path(cfg.output_dir)
+        # The attack folder's own config names the model by its path, so a model retrained in the same folder
+        # (a defence re-run with --overwrite, another demo preset) would resume, or report, the old weights'
+        # attack. The stage key holds the weights' fingerprint: a marker beside the folder records the key that
+        # started it, and a folder started under another key is cleared (it belongs to this run folder).
+        marker = out.parent / f"{out.name}.stage-key"
+        digest = stage_hash(key) if key is not None else None
+        if digest is not None:
+            if out.exists() and (not marker.exists() or marker.read_text(encoding="utf-8").strip() != digest):
+                if marker.exists():
+                    self.log(f"attack folder {out} was started for other weights; running it again")
+                    cfg = cfg.model_copy(update={"overwrite": True})
+            atomic_write_text(marker, digest + "\n")
         # every attack of one model starts from the same step-0 measurement: measure it once per model
-        res = attack(self.attack_config(entry, spec, group, dataset_file),
-                     reuse_step0_from=self._step0.get(entry.label))
+        res = attack(cfg, reuse_step0_from=self._step0.get(entry.label))
         self._step0.setdefault(entry.label, str(res.run_dir))
         curve = [CurvePoint(step=p.step, harmfulness_mean=p.harmfulness_mean, share_harmful=p.share_harmful)
                  for p in res.curve]
