@@ -16,8 +16,8 @@ def test_presets_build_valid_configs(name):
     from alignkit.defences import RepNoiseConfig, SafetySFTConfig
 
     rn = RepNoiseConfig(model="x", **P["repnoise"])
-    # the front point closest to stable that still resists (docs/results.md, "RepNoise's stable point")
-    assert (rn.lr, rn.alpha, rn.beta, rn.retain_mix) == (5e-4, 1.0, 0.25, 2.0)
+    # the search's point that is weakly resistant, stable and trainable (docs/results.md, "RepNoise's stable point")
+    assert (rn.lr, rn.alpha, rn.beta, rn.retain_mix) == (1.2e-4, 1.47, 0.075, 1.0)
     align = SafetySFTConfig(model="x", **P["align"])
     assert align.harmless_mix > 0  # refusals alone teach the 135M model to refuse harmless questions too
 
