@@ -191,12 +191,10 @@ def reference(config: AttackSearchConfig, result: AttackSearchResult, out: Path,
               log: Callable[[str], None]) -> dict[str, Any]:
     """The raw and the bounded worst trial's attack (its saved config, model replaced) on
     ``config.reference_model``, in ``reference/trial-NNNN/`` (measured once under a lock, read back after)."""
-    import shutil
-
     from filelock import FileLock
 
-    from alignkit.attacks import AttackResult, attack
-    from alignkit.harmfulness import get_judge
+    from alignkit.attacks import AttackResult
+    from alignkit.search.common import reference_attack
 
     worst = {w.trial: w for w in (result.worst_raw, result.worst_bounded) if w is not None}
     rows = []
@@ -211,12 +209,8 @@ def reference(config: AttackSearchConfig, result: AttackSearchResult, out: Path,
             folder = out / "reference" / f"trial-{n:04d}"
             cfg = trial_run.config.model_copy(update={"model": config.reference_model, "output_dir": str(folder),
                                                       "save_model": False})
-            if not (folder / "results.json").exists():
-                log(f"reference: trial {n}'s attack on {config.reference_model}")
-                if "judge" not in judge_box:
-                    judge_box["judge"] = get_judge(config.judge)
-            res = attack(cfg, judge=judge_box.get("judge"))  # a finished run folder is read back, not re-run
-            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+            res = reference_attack(cfg, config.judge, judge_box, log,
+                                   f"trial {n}'s attack on {config.reference_model}")
             rows.append({"trial": n, "initial_harmfulness": res.initial_harmfulness,
                          "harmfulness": res.final_harmfulness, "steps_to_break": res.steps_to_threshold,
                          "threshold": res.threshold, "run_dir": str(folder)})

@@ -15,6 +15,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from alignkit.errors import AlignkitError
 
 
+def reference_attack(cfg: Any, judge_name: str, box: dict[str, Any], log: Any, what: str) -> Any:
+    """Run one reference attack into ``cfg.output_dir`` (a finished folder is read back, not re-run), with the
+    judge loaded once per search and shared through ``box``; the folder's Trainer checkpoints are dropped."""
+    from alignkit.attacks import attack
+    from alignkit.harmfulness import get_judge
+
+    folder = Path(cfg.output_dir)
+    if not (folder / "results.json").exists():
+        log(f"reference: {what}")
+        if "judge" not in box:
+            box["judge"] = get_judge(judge_name)
+    res = attack(cfg, judge=box.get("judge"))
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    return res
+
+
 class SearchOptions(BaseModel):
     """Options of every search (``alignkit search attack|defence``)."""
 

@@ -253,13 +253,12 @@ def reference(config: DefenceSearchConfig, attacks: list[dict[str, Any]], out: P
     per search folder (``base/attack-K-<template>/`` run folders, ``base/trainability-<template>.json``; a lock
     keeps two workers from measuring it twice) and read back afterwards."""
     import json
-    import shutil
 
     from filelock import FileLock
 
-    from alignkit.attacks import AttackConfig, attack
-    from alignkit.harmfulness import get_judge
+    from alignkit.attacks import AttackConfig
     from alignkit.io import write_json
+    from alignkit.search.common import reference_attack
 
     ref: dict[str, Any] = {}
     if not templates:
@@ -272,12 +271,8 @@ def reference(config: DefenceSearchConfig, attacks: list[dict[str, Any]], out: P
                 folder = out / "base" / f"attack-{i}-{template}"
                 acfg = AttackConfig(**{**base_attack_values(config, config.model), "template": template, **item,
                                        "output_dir": str(folder)})
-                if not (folder / "results.json").exists():
-                    log(f"reference: attack {i} on the undefended model {config.model} ({template} template)")
-                    if "judge" not in box:
-                        box["judge"] = get_judge(config.judge)
-                res = attack(acfg, judge=box.get("judge"))  # a finished run folder is read back, not re-run
-                shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+                res = reference_attack(acfg, config.judge, box, log,
+                                       f"attack {i} on the undefended model {config.model} ({template} template)")
                 harms.append(res.final_harmfulness)
                 dirs.append(str(folder))
             f = out / "base" / f"trainability-{template}.json"
