@@ -96,6 +96,12 @@ CASES = [
     ("judge-score-output-below-file", ["judge", "score", "--judge", "refusal-keywords", "--prompt", "p",
                                        "--completion", "c", "--output", "{file}/s.jsonl"], 2, "--output"),
     ("judge-train-output-below-file", ["judge", "train", "--output", "{file}/w.safetensors"], 2, "--output"),
+    ("judge-unknown-refusal-version", ["judge", "score", "--judge", "refusal-keywords@7", "--prompt", "p",
+                                       "--completion", "c"], 2, "refusal-keywords@1, refusal-keywords@2"),
+    ("judge-unknown-precision", ["judge", "score", "--judge", "minilm:precision=float8", "--prompt", "p",
+                                 "--completion", "c"], 2, "unknown precision"),
+    ("search-reference-model-missing", ["search", "attack", *T, "--output-dir", "{tmp}/s", "--n-trials", "1",
+                                        "--reference-model", "{tmp}/no-such-model"], 2, "does not exist"),
     ("attack-pickle-adapter", [*ATTACK, "--security-vector", "{pickle_sv}", "--output-dir", "{tmp}/a"], 2,
      "pickle weights (adapter_model.bin)"),
     # search: an unknown capability measure (a choice)
