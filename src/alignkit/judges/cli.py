@@ -27,6 +27,10 @@ app = typer.Typer(help="Harmfulness judges: train the default minilm judge, eval
                        "human labels, score completions.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 
+# judge version -> (module, its training config, its OOD-table function): one row per re-fittable version
+_OOD_TABLES = {"2": ("alignkit.judges.minilm2", "TrainConfigV2", "ood_table"),
+               "3": ("alignkit.judges.minilm3", "TrainConfigV3", "ood_table_v3"),
+               "4": ("alignkit.judges.minilm4", "TrainConfigV4", "ood_table_v4")}
 
 def _judge(spec: str, weights: Optional[str] = None):
     from alignkit.judges import get_judge, parse_judge_spec
@@ -173,20 +177,13 @@ def eval_cmd(
             probe_judges = ",".join([f"minilm@{v}" for v in reversed(VERSIONS) if v != version] + ["refusal-keywords"])
         refs = tuple(x.strip() for x in probe_judges.split(",") if x.strip())
         log = lambda x: print(x, file=sys.stderr)  # noqa: E731
-        if version == "3":
-            from alignkit.judges.minilm3 import TrainConfigV3, ood_table_v3
-
-            t = ood_table_v3(TrainConfigV3(seed=seed), log=log, reference_judges=refs)
-        elif version == "4":
-            from alignkit.judges.minilm4 import TrainConfigV4, ood_table_v4
-
-            t = ood_table_v4(TrainConfigV4(seed=seed), log=log, reference_judges=refs)
-        elif version == "2":
-            from alignkit.judges.minilm2 import TrainConfigV2, ood_table
-
-            t = ood_table(TrainConfigV2(seed=seed), log=log, reference_judges=refs)
-        else:
+        if version not in _OOD_TABLES:
             raise AlignkitError(f"the OOD table re-fits minilm@4, minilm@3 or minilm@2; got version {version!r}")
+        import importlib
+
+        mod_name, cfg_name, fn_name = _OOD_TABLES[version]
+        mod = importlib.import_module(mod_name)
+        t = getattr(mod, fn_name)(getattr(mod, cfg_name)(seed=seed), log=log, reference_judges=refs)
         _real_generations(t, version, log)
         print_ood(t)
         if output:
