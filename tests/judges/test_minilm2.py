@@ -157,7 +157,7 @@ def test_shipped_weights_metadata(version):
 
     shipped = importlib.import_module(f"alignkit.judges.minilm{version}").SHIPPED_WEIGHTS
     meta = json.loads(shipped.with_suffix(".json").read_text())
-    ship = "alignkit judge train --version 4 --ship" if version == "4" else "alignkit judge train --ship"
+    ship = f"alignkit judge train --version {version} --ship"  # explicit: the default version moves on
     assert meta["format_version"] == version and meta["reproduce"] == ship
     assert shipped.stat().st_size < 1e6 and meta["sha256"] == sha256_file(shipped)
     assert meta["data"]["by_source"]["synthetic"] > 0 and "never trained on" in meta["data"]["probe_set"]
@@ -194,3 +194,22 @@ def test_weights_header_is_written_in_a_fixed_order(tmp_path):
         assert raw[8:].startswith(b'{"__metadata__":{"' + order[0].encode())
         back = load_file(str(files[0]))
         assert sorted(back) == ["a", "b"] and all(np.array_equal(back[k], st[k]) for k in st)
+
+
+@pytest.mark.parametrize("version", ["1", "2", "3", "4"])
+def test_shipped_weights_rewritten_by_train_writer_are_byte_identical(tmp_path, version):
+    """Every version's trainer writes through write_safetensors with the shipped file's header order: the shipped
+    tensors written again give the shipped file byte for byte (v1 used to write hash-map order)."""
+    import hashlib
+    import importlib
+
+    from safetensors.numpy import load_file
+
+    from alignkit.judges.minilm2 import HEADER_ORDER, write_safetensors
+
+    mod = importlib.import_module("alignkit.judges.minilm" + ("" if version == "1" else version))
+    shipped = mod.SHIPPED_WEIGHTS
+    out = write_safetensors(load_file(str(shipped)), tmp_path / "w.safetensors",
+                            {"format": "alignkit-minilm-judge", "version": version},
+                            HEADER_ORDER.get(version, ("format", "version")))
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(shipped.read_bytes()).digest()

@@ -274,7 +274,6 @@ def train(config: TrainConfig | None = None, output: str | Path | None = None,
     """Train the minilm judge; write ``output`` (.safetensors) and its ``.json`` metadata; return the metadata."""
     import numpy as np
     import torch
-    from safetensors.torch import save_file
 
     from alignkit import data
     from alignkit.models import load_encoder
@@ -387,9 +386,11 @@ def train(config: TrainConfig | None = None, output: str | Path | None = None,
 
     state = {k: v.to(torch.float16).contiguous() for k, v in best[2].items()}
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    save_file(state, str(tmp), metadata={"format": "alignkit-minilm-judge", "version": FORMAT_VERSION})
-    tmp.replace(output)
+    from alignkit.judges.minilm2 import HEADER_ORDER, write_safetensors
+
+    # fixed header order (the shipped file's): safetensors alone writes its metadata in hash-map order
+    write_safetensors({k: v.numpy() for k, v in state.items()}, output,
+                      {"format": "alignkit-minilm-judge", "version": FORMAT_VERSION}, HEADER_ORDER[FORMAT_VERSION])
     train_seconds = round(time.time() - t0, 1)
     cpu_seconds = round(time.process_time() - c0, 1)
     n_params = int(sum(v.numel() for v in state.values()))

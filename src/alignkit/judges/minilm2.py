@@ -38,7 +38,7 @@ from alignkit.judges.base import Judge
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "minilm_judge_v2.safetensors"
 FORMAT_VERSION = "2"
-REPRODUCE = "alignkit judge train --ship"
+REPRODUCE = "alignkit judge train --version 2 --ship"
 HEADS = ("refusal", "harm", "stack")
 # float32: the numbers the heads were fitted on (default). bfloat16 (opt-in): the frozen encoders run in bfloat16,
 # about 1.9x faster on CPUs with AVX512-BF16, scores within ~0.01 of float32 (docs/results.md); slow without it
@@ -376,9 +376,9 @@ def save_judge(state: dict, output: Path, cfg: BaseModel, rows: list[dict], t0: 
 
 
 # safetensors writes the header's metadata in hash-map order, which changes from process to process: the same
-# tensors gave files with different sha256 (the shipped v2 file has "format" first, the v3 file "version" first).
+# tensors gave files with different sha256 (the shipped v1 and v3 files have "version" first, v2 and v4 "format").
 # write_safetensors fixes the order, per format version the shipped file's, so that train --ship reproduces them.
-HEADER_ORDER = {"2": ("format", "version"), "3": ("version", "format")}
+HEADER_ORDER = {"1": ("version", "format"), "2": ("format", "version"), "3": ("version", "format")}
 
 
 def write_safetensors(state: dict, path: Path, metadata: dict[str, str], order: tuple[str, ...]) -> Path:

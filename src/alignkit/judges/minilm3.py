@@ -24,7 +24,7 @@ from alignkit.judges.minilm2 import HeadsJudge, TrainConfigV2
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "minilm_judge_v3.safetensors"
 FORMAT_VERSION = "3"
-REPRODUCE = "alignkit judge train --ship"
+REPRODUCE = "alignkit judge train --version 3 --ship"
 LM_SCALE_DIMS = 64
 
 
