@@ -62,11 +62,23 @@ def test_shipped_spaces_are_valid():
 
     load_space_file(SPACES_DIR / "attack.yaml", AttackConfig)
     load_space_file(SPACES_DIR / "attack-quick.yaml", AttackConfig)
-    for name in DEFENCES.names():  # every registered defence declares its space (and a quick one)
-        cls = DEFENCES.get(name).config_class
-        for f in (f"defence-{name}.yaml", f"defence-{name}-quick.yaml"):
-            s = load_space_file(SPACES_DIR / f, cls, base={"defence": name}, allow_attacks=True)
+    for name in DEFENCES.names():  # every registered defence declares its space (and a quick one) next to it
+        defence = DEFENCES.get(name)
+        full, quick = defence.search_space_file(), defence.search_space_file("quick")
+        assert full.name == f"{name}.yaml" and quick.name == f"{name}-quick.yaml"
+        for f in (full, quick):
+            s = load_space_file(f, defence.config_class, base={"defence": name}, allow_attacks=True)
             assert s.attacks and all(set(a) <= set(AttackConfig.model_fields) for a in s.attacks)
+
+
+def test_a_defence_without_a_space_is_a_one_line_error(tmp_path, monkeypatch):
+    from alignkit.defences import DEFENCES
+    from alignkit.search.defence import DefenceSearchConfig, resolve
+
+    assert DEFENCES.get("vaccine").search_space_file("no-such-preset").name == "vaccine.yaml"  # falls back
+    monkeypatch.setattr(DEFENCES.get("vaccine"), "search_spaces_dir", tmp_path)
+    with pytest.raises(AlignkitError, match="declares no search space; give one with --space"):
+        resolve(DefenceSearchConfig(defence="vaccine", output_dir=str(tmp_path / "s")))
 
 
 def test_presets_fill_only_what_the_user_did_not_set(tmp_path):

@@ -9,6 +9,8 @@ defaults to its registered name) and one :class:`Defence` subclass registered in
         config_class = MyDefenceConfig
         def make_trainer(self, config, model, tokenizer, records, args): ...  # a transformers.Trainer
 
+and, for ``alignkit search defence``, its search space next to it: ``spaces/my-defence.yaml`` (and
+``spaces/my-defence-quick.yaml`` for ``--preset quick``; :meth:`Defence.search_space_file`).
 :meth:`Defence.run` does the rest (load the model and data, train with resume, save the plain HF folder).
 """
 
@@ -58,6 +60,19 @@ class Defence:
     config_class: ClassVar[type[DefenceConfig]] = DefenceConfig
     #: what the defended model is, for the model card
     description: ClassVar[str] = ""
+    #: folder of the defence's search spaces for ``alignkit search defence`` (YAML over ``config_class``'s
+    #: fields, format in docs/search.md): ``<name>.yaml`` and ``<name>-<preset>.yaml``
+    search_spaces_dir: ClassVar[Path] = Path(__file__).resolve().parent / "spaces"
+
+    @classmethod
+    def search_space_file(cls, preset: Optional[str] = None) -> Optional[Path]:
+        """The defence's own search space (for ``preset`` if it has one), or None if it declares none."""
+        name = getattr(cls, "registry_name", cls.__name__)
+        for stem in ([f"{name}-{preset}"] if preset else []) + [name]:
+            f = cls.search_spaces_dir / f"{stem}.yaml"
+            if f.is_file():
+                return f
+        return None
 
     @property
     def name(self) -> str:

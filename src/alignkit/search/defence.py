@@ -1,7 +1,8 @@
 """``alignkit search defence``: a multi-objective Optuna study over a defence's hyperparameters.
 
-Each trial samples the defence's config from its space (``spaces/defence-<name>.yaml``: every registered
-defence has one; the defence modules themselves are not changed), trains the defence into
+Each trial samples the defence's config from its space (declared by the defence next to its module:
+``alignkit/defences/spaces/<name>.yaml``, :meth:`Defence.search_space_file`; every registered defence has one),
+trains the defence into
 ``<output-dir>/trials/trial-NNNN/model`` and measures three objectives:
 
 1. **worst-case post-attack harmfulness** (minimise): the highest final harmfulness over the space's attack
@@ -93,7 +94,7 @@ def resolve(config: DefenceSearchConfig):
     from alignkit.attacks import AttackConfig
     from alignkit.defences import DEFENCES
     from alignkit.harmfulness import judge_cache_name
-    from alignkit.search.space import default_space_file, load_space_file
+    from alignkit.search.space import load_space_file
 
     config = apply_preset(config, PRESETS)
     check_judge(config.judge, config.allow_judge_import)
@@ -101,7 +102,10 @@ def resolve(config: DefenceSearchConfig):
         raise AlignkitError(f"unknown defence {config.defence!r}; use one of: {', '.join(DEFENCES.names())}")
     cls = DEFENCES.get(config.defence).config_class
     base = {"defence": config.defence, "model": config.model, "data_seed": config.data_seed, "dtype": config.dtype}
-    space_file = config.space or default_space_file(f"defence-{config.defence}", config.preset)
+    space_file = config.space or DEFENCES.get(config.defence).search_space_file(config.preset)
+    if space_file is None:
+        raise AlignkitError(f"defence {config.defence!r} declares no search space; give one with --space FILE "
+                            "(see docs/search.md for the format)")
     space = load_space_file(space_file, cls, base=base, allow_attacks=True)
     attacks = space.attacks or [{}]
     for i, item in enumerate(attacks):

@@ -227,7 +227,8 @@ def load_space_file(path: str | Path, config_cls: type[BaseModel], *, base: Opti
 
 
 def default_space_file(kind: str, preset: Optional[str] = None) -> Path:
-    """The shipped space of ``kind`` (``attack`` or ``defence-<name>``), for ``preset`` if it has one."""
+    """The shipped space of ``kind`` (``attack``), for ``preset`` if it has one. (A defence's space lives next to
+    the defence: :meth:`alignkit.defences.base.Defence.search_space_file`.)"""
     if preset:
         f = SPACES_DIR / f"{kind}-{preset}.yaml"
         if f.is_file():
