@@ -38,15 +38,16 @@ HELDOUT = ["violence", "self_harm"]
 # repnoise --preset quick` from the fast preset's base (docs/results.md, "RepNoise's stable point", update): below
 # the attacked base at attack seeds 0/1/2 (by 0.015-0.065), natural-text perplexity x1.08, probe and over-refusal no
 # worse than the base's, ROUGE-1 kept. The earlier preset (lr 5e-4, alpha 1, beta 0.25, retain mix 2) resisted more
-# (0.07-0.19 below the base) but raised natural-text perplexity x1.62. The full preset (32 steps x 96 tokens) uses
-# the same hyperparameters, not measured at that budget.
+# (0.07-0.19 below the base) but raised natural-text perplexity x1.62. Both presets train RepNoise exactly as the
+# search did (12 steps x 64 tokens): the same hyperparameters at the full preset's former budget (32 steps x 96
+# tokens) raised natural-text perplexity x1.45 in a fresh-clone `make demo` (stability fail; docs/results.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "eval_prompts": 32, "max_new_tokens": 40,
         "align": {"lr": 1e-4, "max_steps": 24, "batch_size": 4, "max_length": 96, "harmless_mix": 1.0,
                   "save_every": 0},
-        "repnoise": {"lr": 1.2e-4, "alpha": 1.47, "beta": 0.075, "retain_mix": 1.0, "max_steps": 32,
-                     "batch_size": 4, "max_length": 96, "save_every": 16},
+        "repnoise": {"lr": 1.2e-4, "alpha": 1.47, "beta": 0.075, "retain_mix": 1.0, "max_steps": 12,
+                     "batch_size": 4, "max_length": 64, "save_every": 0},
         "evaluate": {"attack_lrs": [3e-5, 8e-5], "attack_samples": [128], "attack_steps": 32, "eval_every": 16,
                      "attack_max_length": 96, "stability_texts": 60, "probe_size": 40, "generalization_samples": 96,
                      "train_steps": 24, "train_eval_every": 12, "train_eval_size": 16, "train_lr": 1e-4,
