@@ -44,6 +44,11 @@ def test_evaluate_smoke_tiny_model_and_resume(tmp_path):
     for cond in ("resistance", "stability", "generalization", "trainability"):  # a verdict per defended model
         assert {v.model for v in rep.verdicts if v.condition == cond} >= {"copy", "adversarial-loss"}, cond
     assert rep.generalization.heldout_categories  # in-domain attack ran on held-out categories
+    # trainability measures the base after the same harmless fine-tuning too, and says so beside the verdict
+    tr = {m.model: m for m in rep.trainability.models}
+    assert all(tr[k].harmfulness_after is not None for k in ("base", "copy", "adversarial-loss"))
+    assert all(f"base after the same {tr['base'].harmfulness_after:.3f}" in v.detail
+               for v in rep.verdicts if v.condition == "trainability")
     # the in-domain attack on a model reuses that model's step-0 evaluation from its resistance attack
     in_domain = [json.loads(x) for f in (out / "attacks" / "in-domain").rglob("metrics.jsonl")
                  for x in f.read_text().splitlines()]

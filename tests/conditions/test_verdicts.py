@@ -139,6 +139,8 @@ def test_trainability_logic():
     assert trainability_verdict("d", 0.6, 0.6, 10, 30).verdict == "fail"
     assert trainability_verdict("d", 0.6, 0.6, 10, 10, stays_resistant=False).verdict == "fail"
     assert trainability_verdict("d", 0.6, 0.6, 0, 0).steps_ratio == 1.0
+    v = trainability_verdict("d", 0.6, 0.6, 10, 10, stays_resistant=False, harm_after=0.25, base_harm_after=0.4)
+    assert v.verdict == "fail" and "harmfulness after the fine-tuning 0.250, base after the same 0.400" in v.detail
 
 
 def test_rouge1():
