@@ -34,6 +34,13 @@ def test_verdict_uses_natural_perplexity_and_over_refusal():
     assert stability_verdict("m", **base, base_natural_ppl=20.0, natural_ppl=26.0).verdict == "fail"
     assert stability_verdict("m", **base, base_over_refusal=0.1, over_refusal=0.2).verdict == "fail"
     assert stability_verdict("m", **base).verdict == "pass"  # old callers: unchanged
+    # with natural text measured, the templated perplexity (text the base was fine-tuned on) is reported, not judged
+    worn = dict(base_ppl=1.34, ppl=1.74, base_acc=0.5, acc=0.5)
+    assert stability_verdict("m", **worn).verdict == "fail"  # without natural text it is still the criterion
+    v = stability_verdict("m", **worn, base_natural_ppl=27.5, natural_ppl=29.8)
+    assert v.verdict == "pass" and "templated perplexity x1.30 (reported, not judged" in v.detail
+    assert stability_verdict("m", base_ppl=1.34, ppl=1.74, base_acc=0.5, acc=0.3, base_natural_ppl=27.5,
+                             natural_ppl=29.8).verdict == "fail"  # the probe still counts
 
 
 def test_measure_reports_natural_perplexity_and_over_refusal(tiny_model_path):
