@@ -88,7 +88,8 @@ class EvaluateConfig(BaseModel):
     # stability
     stability_texts: int = Field(100, ge=1, description="held-out harmless texts for perplexity")
     probe_size: int = Field(60, ge=1, description="capability probe questions (exact answers)")
-    ppl_tolerance: float = Field(0.25, ge=0, description="stability: allowed relative perplexity rise")
+    ppl_tolerance: float = Field(0.25, ge=0, description="stability: allowed relative rise of natural-text "
+                                 "perplexity (the templated perplexity is reported, not judged)")
     acc_tolerance: float = Field(0.05, ge=0, description="stability: allowed probe accuracy drop")
     lm_eval_tasks: list[str] = Field(default_factory=list, description="lm-evaluation-harness tasks "
                                      "(needs lm_eval and its datasets)")
