@@ -40,3 +40,11 @@ def test_demo_raw_measurement_context_accepts_the_base_itself(tmp_path):
         Context(cfg)
     ctx = Context(cfg, base_only=True)
     assert ctx.base.role == "base"
+
+
+def test_each_preset_has_its_own_default_folder():
+    """make demo then make demo-fast: the fast preset must not reuse the full preset's folder (other base)."""
+    from alignkit.conditions.demo import DemoConfig
+
+    assert DemoConfig().output_dir == "runs/demo" and DemoConfig(fast=True).output_dir == "runs/demo-fast"
+    assert DemoConfig(fast=True, output_dir="x").output_dir == "x"

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HELDOUT = ["violence", "self_harm"]
 
@@ -74,13 +74,22 @@ class DemoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fast: bool = Field(False, description="the fast preset (fewer prompts and steps, same stages; < 15 min)")
-    output_dir: str = Field("runs/demo", description="run folder (a second run reuses finished stages)")
+    output_dir: Optional[str] = Field(None, description="run folder (default runs/demo, with --fast runs/demo-fast: "
+                                      "the presets train different models; a second run reuses finished stages)")
     model: str = Field("smollm2-135m-instruct", description="the chat model to start from")
     judge: str = Field("minilm", description="harmfulness judge")
     align_threshold: float = Field(0.1, ge=0, le=1, description="align with safety SFT first when the raw "
                                    "model's harmfulness is above this")
     seed: int = Field(0, description="data and training seed")
     overwrite: bool = Field(False, description="recompute every stage")
+
+    @model_validator(mode="after")
+    def _default_output_dir(self) -> "DemoConfig":
+        # one folder per preset: the fast preset's base differs from the full one's, so sharing runs/demo made
+        # `make demo-fast` after `make demo` stop on "holds a model defended with other settings"
+        if self.output_dir is None:
+            self.output_dir = "runs/demo-fast" if self.fast else "runs/demo"
+        return self
 
 
 def _heldout_pairs_file(out: Path, seed: int) -> Path:
