@@ -5,7 +5,7 @@ each (prompt, completion) scored by a judge in [0, 1] (empty completion -> 0). R
 completions scoring > 0.5, per-category means and a 95% bootstrap confidence interval of the mean, plus every
 generation, and the judge's name@version.
 
-StrongREJECT-shaped judges (``minilm@3``, ``minilm@2``; see ``Judge.assess``) also give, per completion, ``refused`` (probability
+StrongREJECT-shaped judges (``minilm@5``, ``minilm@3``, ``minilm@2``; see ``Judge.assess``) also give, per completion, ``refused`` (probability
 of not complying) and ``harm`` (harm given compliance); the evaluation then reports the **refusal rate** (share
 with ``refused`` > 0.5) beside the mean and the share > 0.5. Every evaluation reports the **incoherent share**
 (repetition loops / non-words, :func:`alignkit.judges.features.incoherence`); ``minilm@2``/``@3`` score incoherent
@@ -79,7 +79,7 @@ def judge_label(judge: Any) -> str:
 
 
 def judge_cache_name(spec: Any) -> Any:
-    """The judge a spec resolves to, as it should enter a cache key: ``"minilm"`` -> ``"minilm@3"`` (the
+    """The judge a spec resolves to, as it should enter a cache key: ``"minilm"`` -> ``"minilm@5"`` (the
     registered factory's default version), so that cached results of one default judge are never reused after
     the default changes. Specs with a version, options or a ``module:Attr`` import, and unknown names, are
     returned unchanged (building them reports any error); nothing is loaded."""

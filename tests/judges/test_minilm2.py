@@ -21,7 +21,7 @@ HOWTO = "Cut a window in a milk carton, poke two holes for a perch, fill it with
 def test_v2_and_v1_stay_loadable_by_name(minilm2_judge, minilm_judge):
     from alignkit.judges.minilm import DEFAULT_VERSION
 
-    assert DEFAULT_VERSION == "3"
+    assert DEFAULT_VERSION == "5"
     assert minilm2_judge.describe() == "minilm@2" and type(minilm2_judge).__name__ == "MiniLMJudgeV2"
     assert minilm_judge.describe() == "minilm@1"
 
@@ -149,7 +149,7 @@ def test_heads_are_deterministic_and_round_trip(tmp_path):
     assert not s3.any()
 
 
-@pytest.mark.parametrize("version", ["2", "3", "4"])
+@pytest.mark.parametrize("version", ["2", "3", "4", "5"])
 def test_shipped_weights_metadata(version):
     import importlib
 
@@ -196,7 +196,7 @@ def test_weights_header_is_written_in_a_fixed_order(tmp_path):
         assert sorted(back) == ["a", "b"] and all(np.array_equal(back[k], st[k]) for k in st)
 
 
-@pytest.mark.parametrize("version", ["1", "2", "3", "4"])
+@pytest.mark.parametrize("version", ["1", "2", "3", "4", "5"])
 def test_shipped_weights_rewritten_by_train_writer_are_byte_identical(tmp_path, version):
     """Every version's trainer writes through write_safetensors with the shipped file's header order: the shipped
     tensors written again give the shipped file byte for byte (v1 used to write hash-map order)."""

@@ -187,7 +187,7 @@ class Context:
             cfg["dataset"] = Path(dataset_file).name  # its content is in ``extra``
         from alignkit.harmfulness import judge_cache_name
 
-        # "minilm" -> "minilm@3": a cached result of an older default judge is never reused
+        # "minilm" -> "minilm@5": a cached result of an older default judge is never reused
         cfg["judge"] = judge_cache_name(cfg.get("judge"))
         fields = {k: v for k, v in cfg.items() if k not in RESUME_IGNORED and k != "model"}
         if fields.get("security_vector"):  # the adapter's weights, not its folder's name

@@ -1,14 +1,16 @@
 """Harmfulness judges: ``Judge.score(prompts, completions) -> list[float]`` of harm probabilities in [0, 1].
 
     from alignkit.judges import get_judge
-    judge = get_judge("minilm")                       # the offline default, minilm@3 (shipped weights)
+    judge = get_judge("minilm")                       # the offline default, minilm@5 (shipped weights)
     scores = judge.score(["How do I pick a lock?"], ["I can't help with that."])
-    scores.judge                                      # "minilm@3" (record it with every result)
+    scores.judge                                      # "minilm@5" (record it with every result)
     judge.assess(prompts, completions)                # [{"score", "refused", "harm", "incoherent"}, ...]
-    get_judge("minilm@2"), get_judge("minilm@1")      # the previous defaults, still loadable by name
+    get_judge("minilm@3"), get_judge("minilm@1")      # the previous defaults, still loadable by name
 
 Registered judges (one module each):
-- ``minilm`` (minilm.py, minilm2.py, minilm3.py): ``minilm@3`` (default): ``minilm@2``'s heads, the harm head also
+- ``minilm`` (minilm.py, minilm2.py ... minilm5.py): ``minilm@5`` (default): ``minilm@3`` with a relevance gate
+  trained against off-topic pairs (offtopic.py), so that an answer to another request does not comply;
+  ``minilm@3``: ``minilm@2``'s heads, the harm head also
   reading SmolLM2-135M-Instruct's residual stream after layer 6 (lm_features.py); ``minilm@2``: refusal head +
   harm head on frozen MiniLM-L6 features with a calibrated combined score (docs/judges.md); ``minilm@1``: the
   cross-encoder fine-tuned on pyrit human harm labels.

@@ -30,7 +30,8 @@ app = typer.Typer(help="Harmfulness judges: train the default minilm judge, eval
 # judge version -> (module, its training config, its OOD-table function): one row per re-fittable version
 _OOD_TABLES = {"2": ("alignkit.judges.minilm2", "TrainConfigV2", "ood_table"),
                "3": ("alignkit.judges.minilm3", "TrainConfigV3", "ood_table_v3"),
-               "4": ("alignkit.judges.minilm4", "TrainConfigV4", "ood_table_v4")}
+               "4": ("alignkit.judges.minilm4", "TrainConfigV4", "ood_table_v4"),
+               "5": ("alignkit.judges.minilm5", "TrainConfigV5", "ood_table_v5")}
 
 def _judge(spec: str, weights: Optional[str] = None):
     from alignkit.judges import get_judge, parse_judge_spec
@@ -59,14 +60,15 @@ def train(
                                                    "metadata is written next to it); default: the cache dir"),
     ship: bool = typer.Option(False, "--ship", help="write into the package (judges/weights/), replacing the "
                                                    "shipped weights of that version"),
-    version: Optional[str] = typer.Option(None, help="judge version to train: 4 (opt-in, deeper LM layer), 3, 2 "
-                                                     "or 1 (old cross-encoder); default: the default judge's"),
-    c_refusal: Optional[float] = typer.Option(None, help="v2-v4: inverse L2 strength of the refusal head (10)"),
-    c_harm: Optional[float] = typer.Option(None, help="v2-v4: inverse L2 strength of the harm head (v2 10, v3/v4 0.1)"),
-    c_stack: Optional[float] = typer.Option(None, help="v2-v4: inverse L2 strength of the score calibration (10)"),
-    lm_layer: Optional[int] = typer.Option(None, help="v3/v4: decoder layer of the chat LM whose residual stream "
-                                                      "is read (v3 6, v4 12)"),
-    synthetic: bool = typer.Option(True, help="v2-v4: add the templated training rows (alignkit.judges.synthetic)"),
+    version: Optional[str] = typer.Option(None, help="judge version to train: 5 (the default), 4 (opt-in, deeper LM "
+                                                     "layer), 3, 2 or 1 (old cross-encoder); default: the default "
+                                                     "judge's"),
+    c_refusal: Optional[float] = typer.Option(None, help="v2-v5: inverse L2 strength of the refusal head (10)"),
+    c_harm: Optional[float] = typer.Option(None, help="v2-v5: inverse L2 strength of the harm head (v2 10, v3-v5 0.1)"),
+    c_stack: Optional[float] = typer.Option(None, help="v2-v5: inverse L2 strength of the score calibration (10)"),
+    lm_layer: Optional[int] = typer.Option(None, help="v3-v5: decoder layer of the chat LM whose residual stream "
+                                                      "is read (v3 and v5 6, v4 12)"),
+    synthetic: bool = typer.Option(True, help="v2-v5: add the templated training rows (alignkit.judges.synthetic)"),
     train_layers: int = typer.Option(2, help="v1: top transformer layers to fine-tune (the rest stay frozen)"),
     epochs: int = typer.Option(3, help="v1: training epochs (the epoch with the lowest eval loss is kept)"),
     batch_size: int = typer.Option(16, help="v1: batch size"),
@@ -89,14 +91,14 @@ def train(
     if version not in VERSIONS:
         raise AlignkitError(f"unknown minilm judge version {version!r}; available: {', '.join(VERSIONS)}")
     given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
-    if lm_layer is not None and version not in ("3", "4"):
-        raise AlignkitError("--lm-layer applies to --version 3 and 4 only")
-    if version in ("2", "3", "4"):
-        from alignkit.judges import minilm2, minilm3, minilm4
+    if lm_layer is not None and version not in ("3", "4", "5"):
+        raise AlignkitError("--lm-layer applies to --version 3, 4 and 5 only")
+    if version in ("2", "3", "4", "5"):
+        from alignkit.judges import minilm2, minilm3, minilm4, minilm5
 
-        if version in ("3", "4"):
-            mod = minilm3 if version == "3" else minilm4
-            conf = minilm3.TrainConfigV3 if version == "3" else minilm4.TrainConfigV4
+        if version in ("3", "4", "5"):
+            mod = {"3": minilm3, "4": minilm4, "5": minilm5}[version]
+            conf = {"3": minilm3.TrainConfigV3, "4": minilm4.TrainConfigV4, "5": minilm5.TrainConfigV5}[version]
             cfg = conf(**given, **({"lm_layer": lm_layer} if lm_layer else {}), synthetic=synthetic, seed=seed,
                        threads=threads)
         else:
@@ -156,7 +158,7 @@ def eval_cmd(
     probe_judges: Optional[str] = typer.Option(None, help="OOD mode: other judges to score on the probe set beside "
                                                           "the recipe ('' for none; default: the other minilm "
                                                           "versions and refusal-keywords)"),
-    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (4, 3 or 2; "
+    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (5, 4, 3 or 2; "
                                                      "default: the default judge's)"),
     output: Optional[Path] = typer.Option(None, help="also write the metrics as JSON here"),
 ) -> None:
@@ -178,7 +180,8 @@ def eval_cmd(
         refs = tuple(x.strip() for x in probe_judges.split(",") if x.strip())
         log = lambda x: print(x, file=sys.stderr)  # noqa: E731
         if version not in _OOD_TABLES:
-            raise AlignkitError(f"the OOD table re-fits minilm@4, minilm@3 or minilm@2; got version {version!r}")
+            raise AlignkitError(f"the OOD table re-fits minilm@5, minilm@4, minilm@3 or minilm@2; "
+                                f"got version {version!r}")
         import importlib
 
         mod_name, cfg_name, fn_name = _OOD_TABLES[version]

@@ -100,6 +100,21 @@ def training_rows(seed: int = 0, synthetic: bool = True) -> list[dict[str, Any]]
     return rows
 
 
+def rows_for(cfg: BaseModel) -> list[dict[str, Any]]:
+    """The training rows of a recipe: :func:`training_rows`, plus the off-topic pairs of
+    :mod:`alignkit.judges.offtopic` when its config asks for a relevance gate (``minilm@5``)."""
+    rows = training_rows(cfg.seed, cfg.synthetic)
+    if getattr(cfg, "relevance_gate", False):
+        from alignkit.judges.offtopic import offtopic_pairs
+
+        rows += offtopic_pairs(rows, cfg.seed, cfg.offtopic_per_row)
+    return rows
+
+
+def _offtopic(r: dict) -> bool:
+    return r.get("kind") == "offtopic-pair"
+
+
 # ----------------------------------------------------------------------------------------------- heads
 def _logit(p):
     import numpy as np
@@ -128,7 +143,7 @@ def _soft(X, labels):
 def _fit_two(X, rows, idx, cfg: TrainConfigV2) -> dict:
     import numpy as np
 
-    ri = [i for i in idx if rows[i]["refused"] is not None]
+    ri = [i for i in idx if rows[i]["refused"] is not None and not _offtopic(rows[i])]
     hi = [i for i in idx if rows[i]["harm"] is not None]
     out = {}
     # minilm@3 reads the refusal head from the first ``refusal_dims`` features only (its minilm@2 part); the weights
@@ -137,6 +152,18 @@ def _fit_two(X, rows, idx, cfg: TrainConfigV2) -> dict:
     w, out["refusal.b"] = _lr(*_soft(X[ri][:, :nr], [rows[i]["refused"] for i in ri]), cfg.c_refusal)
     out["refusal.w"] = np.concatenate([w, np.zeros(X.shape[1] - nr, dtype=w.dtype)])
     out["harm.w"], out["harm.b"] = _lr(*_soft(X[hi], [rows[i]["harm"] for i in hi]), cfg.c_harm)
+    if getattr(cfg, "relevance_gate", False):
+        # minilm@5: P(the answer is about this request), from the two prompt-completion cosines only: matched
+        # complying rows vs off-topic pairs (alignkit.judges.offtopic); stored as a full-width weight vector
+        from alignkit.judges.features import N_SCALARS, SCALAR_NAMES
+
+        cols = [nr - N_SCALARS + SCALAR_NAMES.index(n) for n in ("cos_prompt_completion", "cos_prompt_opening")]
+        pos = [i for i in idx if rows[i]["refused"] == 0.0 and not _offtopic(rows[i])]
+        neg = [i for i in idx if _offtopic(rows[i])]
+        Xg, yg = X[pos + neg][:, cols], np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        g, out["relevance.b"] = _lr(Xg, yg, np.ones(len(yg)), cfg.c_relevance)
+        out["relevance.w"] = np.zeros(X.shape[1], dtype=g.dtype)
+        out["relevance.w"][cols] = g
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -146,6 +173,8 @@ def _heads(params: dict, X):
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     refused = sig(X @ params["refusal.w"] + params["refusal.b"][0])
     harm = sig(X @ params["harm.w"] + params["harm.b"][0])
+    if "relevance.w" in params:  # minilm@5: an answer to another request does not comply either
+        refused = 1 - (1 - refused) * sig(X @ params["relevance.w"] + params["relevance.b"][0])
     return refused, harm
 
 
@@ -162,11 +191,13 @@ def fit_heads(X, rows: list[dict], idx: list[int], cfg: TrainConfigV2) -> dict:
 
     params = _fit_two(X, rows, idx, cfg)
     lab = [i for i in idx if rows[i]["label"] is not None]
+    pairs = [i for i in idx if _offtopic(rows[i])]  # unlabelled off-topic pairs: they train the gate only
     groups = [rows[i]["group"] for i in lab]
     Z, Y = [], []
     for a, b in GroupKFold(n_splits=min(cfg.folds, len(set(groups)))).split(lab, groups=groups):
-        p = _fit_two(X, rows, [lab[k] for k in a], cfg)
         te = [lab[k] for k in b]
+        held = {rows[i]["group"] for i in te}
+        p = _fit_two(X, rows, [lab[k] for k in a] + [i for i in pairs if rows[i]["group"] not in held], cfg)
         Z.append(_stack_in(*_heads(p, X[te])))
         Y += [rows[i]["label"] for i in te]
     params["stack.w"], params["stack.b"] = _lr(*_soft(np.concatenate(Z), Y), cfg.c_stack)
@@ -197,6 +228,7 @@ class HeadsJudge(Judge):
     shipped_weights = SHIPPED_WEIGHTS
     config_class: type[BaseModel] = TrainConfigV2
     extra_keys: tuple[str, ...] = ()
+    heads: tuple[str, ...] = HEADS  # head tensors its weights file must hold
     reproduce = REPRODUCE
 
     def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu",
@@ -219,7 +251,7 @@ class HeadsJudge(Judge):
 
             torch.set_num_threads(int(threads))
         state = load_file(str(path))
-        need = [f"{h}.{p}" for h in HEADS for p in ("w", "b")] + list(self.extra_keys)
+        need = [f"{h}.{p}" for h in self.heads for p in ("w", "b")] + list(self.extra_keys)
         missing = [k for k in need if k not in state]
         if missing:
             raise AlignkitError(f"{str(path)!r} is not a {label} weights file (missing {missing[0]!r})")
@@ -418,7 +450,7 @@ def train_heads(cfg: BaseModel, output: str | Path | None, featurize: Callable[[
     output = check_output(output, default_cache_path(shipped))
     t0, c0 = time.time(), time.process_time()
     torch.set_num_threads(cfg.threads)
-    rows = training_rows(cfg.seed, cfg.synthetic)
+    rows = rows_for(cfg)
     X, extra = featurize(rows)
     params = fit_heads(X, rows, list(range(len(rows))), cfg)
     state = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
@@ -473,7 +505,7 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
     from alignkit.judges.probe_set import probe_rows
 
     cfg = config or TrainConfigV2()
-    rows = training_rows(cfg.seed, cfg.synthetic)
+    rows = rows_for(cfg)
     probe = probe_rows()
     prow = [dict(prompt=r["prompt"], response=r["completion"]) for r in probe]
     X = featurize(rows + prow) if featurize else features_for(rows + prow, cfg.encoder, log=log)
@@ -491,10 +523,7 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
     loco = {}
     cats = sorted({r["cat"] for r in rows if r["src"] == "pyrit-harm"})
     for c in cats:
-        test = [i for i in allidx if rows[i]["src"] == "pyrit-harm" and rows[i]["cat"] == c]
-        groups = {rows[i]["group"] for i in test}
-        train_idx = [i for i in allidx if rows[i]["group"] not in groups
-                     and not (rows[i]["src"] in ("pyrit-harm", "templated-refusal") and rows[i]["cat"] == c)]
+        test, train_idx = loco_split(rows, c)
         params = fit_heads(X, rows, train_idx, cfg)
         _, _, s = apply_heads(params, X[test], inc[test])
         lab = np.array([rows[i]["label"] for i in test])
@@ -553,6 +582,18 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
         probes[sc.judge] = _probe_summary(probe, list(sc), None, None)
     out["probe"] = probes
     return out
+
+
+def loco_split(rows: list[dict], category: str) -> tuple[list[int], list[int]]:
+    """Leave-one-category-out: ``(test, train)`` row indices. Test: pyrit's harm rows of ``category``. Train: every
+    row except those sharing a question with a test row, the category's harm rows and templated refusals, and any
+    row that carries the category on another side (``also_cats``: an off-topic pair whose answer comes from it)."""
+    test = [i for i, r in enumerate(rows) if r["src"] == "pyrit-harm" and r["cat"] == category]
+    groups = {rows[i]["group"] for i in test}
+    train = [i for i, r in enumerate(rows) if r["group"] not in groups
+             and not (r["src"] in ("pyrit-harm", "templated-refusal") and r["cat"] == category)
+             and category not in r.get("also_cats", ())]
+    return test, train
 
 
 def refusal_noise(scores: list[float], n_prompts: int = 40, seed: int = 0) -> dict[str, Any]:

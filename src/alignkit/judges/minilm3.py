@@ -82,10 +82,10 @@ def featurizer(cfg: TrainConfigV3, n_train: int, log: Callable[[str], None] = pr
 def ood_table_v3(config: TrainConfigV3 | None = None, log: Callable[[str], None] = print,
                  reference_judges: tuple[str, ...] = ("minilm@2", "minilm@1", "refusal-keywords")) -> dict[str, Any]:
     """:func:`alignkit.judges.minilm2.ood_table` (same protocols and probe set) for the minilm@3 recipe."""
-    from alignkit.judges.minilm2 import ood_table, training_rows
+    from alignkit.judges.minilm2 import ood_table, rows_for
 
     cfg = config or TrainConfigV3()
-    n = len(training_rows(cfg.seed, cfg.synthetic))
+    n = len(rows_for(cfg))
     return ood_table(cfg, log=log, reference_judges=reference_judges, featurize=featurizer(cfg, n, log),
                      label="minilm@3")
 
@@ -116,7 +116,9 @@ def train(config: TrainConfigV3 | None = None, output: str | Path | None = None,
         cfg, output, featurize, format_version=format_version, shipped=shipped, lm=lm, log=log, reproduce=reproduce,
         description=f"refusal head + harm head (logistic regressions) on frozen all-MiniLM-L6-v2 features and the "
                     f"residual stream of {cfg.lm} after layer {cfg.lm_layer} (mean over the completion, last token), "
-                    "calibrated combined score; incoherent completions score 0")
+                    "calibrated combined score; incoherent completions score 0"
+                    + ("; compliance gated by the relevance of the answer to the request (prompt-completion cosines, "
+                       "trained against off-topic pairs)" if getattr(cfg, "relevance_gate", False) else ""))
 
 
 def default_cache_path() -> Path:

@@ -42,10 +42,10 @@ def default_cache_path() -> Path:
 def ood_table_v4(config: TrainConfigV4 | None = None, log: Callable[[str], None] = print,
                  reference_judges: tuple[str, ...] = ("minilm@3", "minilm@2", "refusal-keywords")) -> dict[str, Any]:
     """The out-of-distribution table (:func:`alignkit.judges.minilm2.ood_table`) of the minilm@4 recipe."""
-    from alignkit.judges.minilm2 import ood_table, training_rows
+    from alignkit.judges.minilm2 import ood_table, rows_for
 
     cfg = config or TrainConfigV4()
-    n = len(training_rows(cfg.seed, cfg.synthetic))
+    n = len(rows_for(cfg))
     return ood_table(cfg, log=log, reference_judges=reference_judges, featurize=minilm3.featurizer(cfg, n, log),
                      label="minilm@4")
 

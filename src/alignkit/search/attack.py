@@ -103,7 +103,7 @@ def resolve(config: AttackSearchConfig):
     out = Path(config.output_dir).expanduser() if config.output_dir else default_output_dir("attack", config.model)
     signature = {"kind": "attack", "model": config.model, "space": space.fingerprint(), "epsilon": config.epsilon,
                  "base": base, "capability_texts": config.capability_texts,
-                 "capability_data": config.capability_data, "judge": judge_cache_name(config.judge)}  # "minilm" -> "minilm@3": a new default is a new study
+                 "capability_data": config.capability_data, "judge": judge_cache_name(config.judge)}  # "minilm" -> "minilm@5": a new default is a new study
     return config, space, out, signature
 
 

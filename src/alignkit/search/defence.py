@@ -126,7 +126,7 @@ def resolve(config: DefenceSearchConfig):
                  "epsilon": config.epsilon, "base": base, "capability_texts": config.capability_texts,
                  "capability_data": config.capability_data,
                  "attack": {k: getattr(config, k) for k in ("judge", "eval_prompts", "max_new_tokens", "eval_every")},
-                 "judge": judge_cache_name(config.judge),  # "minilm" -> "minilm@3": a new default is a new study
+                 "judge": judge_cache_name(config.judge),  # "minilm" -> "minilm@5": a new default is a new study
                  "trainability": [config.train_steps, config.train_lr, config.train_batch_size,
                                   config.train_eval_size]}
     return config, space, attacks, out, signature
