@@ -83,6 +83,8 @@ def test_gate_reads_only_the_two_cosines_and_leaves_the_refusal_head_alone(tiny_
     a, b = load_file(str(d / "v5.safetensors")), load_file(str(d / "v3.safetensors"))
     assert m5["format_version"] == "5" and m5["data"]["by_source"].get("offtopic-pair", 0) > 0
     assert "relevance" in m5["description"] and "relevance.w" not in b
+    assert m5["data"]["relevance_gate_pairs"] > 0 and "relevance_gate_pairs" not in m3["data"]
+    assert m5["data"]["refusal_head_rows"] == m3["data"]["refusal_head_rows"]   # the pairs train the gate only
     base = TrainConfigV5().refusal_dims - len(SCALAR_NAMES)
     cols = [base + SCALAR_NAMES.index("cos_prompt_completion"), base + SCALAR_NAMES.index("cos_prompt_opening")]
     assert set(np.flatnonzero(a["relevance.w"])) == set(cols)
