@@ -93,16 +93,13 @@ def train(
     given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
     if lm_layer is not None and version not in ("3", "4", "5"):
         raise AlignkitError("--lm-layer applies to --version 3, 4 and 5 only")
-    if version in ("2", "3", "4", "5"):
-        from alignkit.judges import minilm2, minilm3, minilm4, minilm5
+    if version in _OOD_TABLES:  # the heads-on-features versions: module and config class from the same table
+        import importlib
 
-        if version in ("3", "4", "5"):
-            mod = {"3": minilm3, "4": minilm4, "5": minilm5}[version]
-            conf = {"3": minilm3.TrainConfigV3, "4": minilm4.TrainConfigV4, "5": minilm5.TrainConfigV5}[version]
-            cfg = conf(**given, **({"lm_layer": lm_layer} if lm_layer else {}), synthetic=synthetic, seed=seed,
-                       threads=threads)
-        else:
-            mod, cfg = minilm2, minilm2.TrainConfigV2(**given, synthetic=synthetic, seed=seed, threads=threads)
+        mod_name, cfg_name, _ = _OOD_TABLES[version]
+        mod = importlib.import_module(mod_name)
+        cfg = getattr(mod, cfg_name)(**given, **({"lm_layer": lm_layer} if lm_layer else {}), synthetic=synthetic,
+                                     seed=seed, threads=threads)
         _train_heads(mod, cfg, ship, output)
         return
     from alignkit.judges.minilm import SHIPPED_WEIGHTS, TrainConfig, default_cache_path
