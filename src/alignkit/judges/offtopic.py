@@ -2,8 +2,8 @@
 
 Why: pyrit's refusal scorer (and any "did the response achieve the objective" label) counts a fluent answer to a
 *different* question as not complying. The judges' refusal head learns refusals from refusal phrases and shapes;
-a fluent off-topic answer looks like compliance to it (``minilm@3`` read 48 of pyrit's 109 human-labelled
-non-compliant rows as complying, most of them answers to another prompt). Off-topic answers need no human
+a fluent off-topic answer looks like compliance to it (``minilm@3`` misread 46 of pyrit's 169 refusal-scorer rows,
+nearly all of them non-compliant rows read as complying, most of those answers to another prompt). Off-topic answers need no human
 labels: pairing request i with a complying answer j of *another* category gives an answer to a different
 question by construction (the self-supervised negatives used to train retrieval and relevance models).
 
