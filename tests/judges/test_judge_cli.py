@@ -93,7 +93,7 @@ def test_ood_table_prints_the_ceiling_and_real_generation_rows(capsys):
 
 @pytest.mark.parametrize("args, match", [(["eval", "--version", "1"], "re-fits minilm@5, minilm@4, minilm@3 or"),
                                          (["eval", "--split", "test", "--version", "2"], "--version applies"),
-                                         (["train", "--version", "9"], "available: 1, 2, 3"),
+                                         (["train", "--version", "9"], "available: 1, 2, 3, 4, 5"),
                                          (["train", "--version", "2", "--lm-layer", "3"], "--version 3, 4 and 5 only")])
 def test_judge_version_options_bad_input(args, match):
     r = runner.invoke(app, args)
