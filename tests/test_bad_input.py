@@ -104,6 +104,14 @@ CASES = [
                                         "--reference-model", "{tmp}/no-such-model"], 2, "does not exist"),
     ("attack-pickle-adapter", [*ATTACK, "--security-vector", "{pickle_sv}", "--output-dir", "{tmp}/a"], 2,
      "pickle weights (adapter_model.bin)"),
+    # search: a model that does not exist fails before a study is created (it used to fail inside trial 0, with
+    # optuna's traceback on stderr and a study.db left behind)
+    ("search-attack-model-missing", ["search", "attack", "--model", "{tmp}/no-such-model", "--output-dir", "{tmp}/s",
+                                     "--n-trials", "1"], 2, "does not exist"),
+    ("search-attack-model-unknown", ["search", "attack", "--model", "nope", "--output-dir", "{tmp}/s",
+                                     "--n-trials", "1"], 2, "unknown model 'nope'"),
+    ("search-defence-model-unknown", ["search", "defence", "--defence", "repnoise", "--model", "nope",
+                                      "--output-dir", "{tmp}/s", "--n-trials", "1"], 2, "unknown model 'nope'"),
     # search: an unknown capability measure (a choice)
     ("search-capability-data-unknown", ["search", "attack", *T, "--output-dir", "{tmp}/s", "--capability-data",
                                         "wikipedia"], 2, "capability"),

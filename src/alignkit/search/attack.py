@@ -87,9 +87,10 @@ def resolve(config: AttackSearchConfig):
     from alignkit.harmfulness import judge_cache_name
 
     check_judge(config.judge, config.allow_judge_import)
-    if config.reference_model:  # checked now, not after the whole search has run
-        from alignkit.models import resolve_model
+    from alignkit.models import resolve_model
 
+    resolve_model(config.model)  # a wrong --model fails here, before a study exists, not inside the first trial
+    if config.reference_model:  # checked now, not after the whole search has run
         resolve_model(config.reference_model)
     base = base_attack_values(config)
     try:

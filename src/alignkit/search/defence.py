@@ -98,6 +98,9 @@ def resolve(config: DefenceSearchConfig):
 
     config = apply_preset(config, PRESETS)
     check_judge(config.judge, config.allow_judge_import)
+    from alignkit.models import resolve_model
+
+    resolve_model(config.model)  # a wrong --model fails here, before a study exists, not inside the first trial
     if config.defence not in DEFENCES.names():
         raise AlignkitError(f"unknown defence {config.defence!r}; use one of: {', '.join(DEFENCES.names())}")
     cls = DEFENCES.get(config.defence).config_class
