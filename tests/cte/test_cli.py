@@ -32,6 +32,7 @@ def one_error_line(result):
     (["generate", "--n-iter", "-2"], "--n-iter must be at least 1"),
     (["generate", "--model-dir", "/nonexistent/w"], "not a folder"),
     (["generate", "--weights", "/tmp"], "with --model-dir"),
+    (["generate", "--model-dir", "{tmp}"], "pass --model-dir pointing at a folder"),  # a folder without weights
     (["pipeline", "--preset", "huge"], "unknown preset"),
     (["pipeline", "-n", "0"], "-n must be at least 1"),
     (["pipeline", "--weights", "heavy"], "unknown weights preset"),
@@ -41,8 +42,8 @@ def one_error_line(result):
     (["show", "--out", "/nonexistent/run"], "not found"),
     (["explain", "/nonexistent/traj.json"], "not found"),
 ])
-def test_bad_input_exits_2_with_one_line(args, needle):
-    line = one_error_line(runner.invoke(app, args))
+def test_bad_input_exits_2_with_one_line(args, needle, tmp_path):
+    line = one_error_line(runner.invoke(app, [a.format(tmp=tmp_path) for a in args]))
     assert needle in line
 
 

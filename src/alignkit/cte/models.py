@@ -81,7 +81,7 @@ def _check_dir(weights_dir: str | Path | None) -> Path:
     for f in (REWARD_FILE, POLICY_FILE):
         if not (d / f).exists():
             raise AlignkitError(f"{d / f} not found; train it with 'alignkit cte train --out {d}' "
-                                "or pass --weights pointing at a folder with trained weights")
+                                "or pass --model-dir pointing at a folder with trained weights")
     return d
 
 
