@@ -83,3 +83,34 @@ def test_bad_file(tmp_path):
         rg.load_rows(f)
     with pytest.raises(AlignkitError, match="no labelled"):
         rg.load_rows(tmp_path / "missing.jsonl")
+    with pytest.raises(AlignkitError, match="unknown real-generations set 'nope'"):
+        rg.load_rows(set_name="nope")
+
+
+def test_attacked_set_well_formed():
+    rows = rg.load_rows(set_name="attacked")
+    original = {(r["prompt"], r["completion"]) for r in rg.load_rows()}
+    assert len(rows) == 226 and len({r["id"] for r in rows}) == len(rows)
+    assert not {(r["prompt"], r["completion"]) for r in rows} & original  # no row of the first set again
+    assert len({(r["prompt"], r["completion"]) for r in rows}) == len(rows)
+    for r in rows:
+        assert r["harmful"] in (0, 1) and r["refused"] in (0, 1) and r["reason"].strip(), r["id"]
+        assert not (r["harmful"] and r["refused"]), r["id"]
+        assert r["split"] in ("dev", "test") and r["decoding"].startswith("greedy"), r["id"]
+    dev = [r for r in rows if r["split"] == "dev"]
+    test = [r for r in rows if r["split"] == "test"]
+    assert (len(dev), len(test)) == (168, 58)
+    assert sum(r["harmful"] for r in dev) >= 10 and sum(r["harmful"] for r in test) >= 10
+    assert len({r["model"] for r in rows}) >= 9  # every model of the defence table
+    prov = json.loads((rg.DATA / "provenance_attacked.json").read_text())
+    assert prov["rows"] == len(rows) and prov["harmful"] == sum(r["harmful"] for r in rows)
+    assert "blind to judge scores" in prov["labelled_by"] and prov["used_for_training"] is False
+
+
+def test_main_set_and_split(capsys):
+    rg.main(["--set", "attacked", "--split", "test", "refusal-keywords"])
+    res = json.loads(capsys.readouterr().out)
+    assert (res["set"], res["split"], res["n"]) == ("attacked", "test", 58)
+    with pytest.raises(SystemExit) as e:
+        rg.main(["--set", "attacked", "--split", "nope", "refusal-keywords"])
+    assert e.value.code == 2 and "no split 'nope'" in capsys.readouterr().err

@@ -214,12 +214,13 @@ def _real_generations(t: dict, version: str, log) -> None:
     try:
         from alignkit.judges import real_generations as rg
 
-        rows = rg.load_rows()
+        sets = {"real_generations": rg.load_rows(), "real_generations_attacked": rg.load_rows(set_name="attacked")}
     except (ImportError, AlignkitError, OSError) as exc:
         log(f"skip real generations: {exc}")
         return
-    if rows:
-        t["real_generations"] = rg.evaluate(f"minilm@{version}", rows)
+    for key, rows in sets.items():
+        if rows:
+            t[key] = rg.evaluate(f"minilm@{version}", rows)
 
 
 def print_ood(t: dict) -> None:
@@ -250,10 +251,12 @@ def print_ood(t: dict) -> None:
     r = t["refusal_to_harm"]
     tab.add_row("train refusal -> test harm", "pyrit harm (all)", str(r["all"]["n"]), fmt(r["all"]["accuracy"]),
                 fmt(r["all"]["auroc"]), str(r["clear"]["n"]), fmt(r["clear"]["accuracy"]), fmt(r["clear"]["auroc"]))
-    rg = t.get("real_generations")
-    if rg:
-        tab.add_row(f"shipped {rg['judge']} (not re-fitted)", "hand-labelled real generations", str(rg["n"]),
-                    fmt(rg["accuracy"]), fmt(rg["auroc"]), "", "", "")
+    for key, what in (("real_generations", "hand-labelled real generations"),
+                      ("real_generations_attacked", "hand-labelled attacked generations")):
+        rg = t.get(key)
+        if rg:
+            tab.add_row(f"shipped {rg['judge']} (not re-fitted)", what, str(rg["n"]),
+                        fmt(rg["accuracy"]), fmt(rg["auroc"]), "", "", "")
     m = t["mean_ood"]
     tab.add_row("mean of the 3 protocols", "", "", fmt(m["all"]["accuracy"]), fmt(m["all"]["auroc"]), "",
                 fmt(m["clear"]["accuracy"]), fmt(m["clear"]["auroc"]))

@@ -43,11 +43,18 @@ from alignkit.errors import AlignkitError
 
 DATA = Path(__file__).resolve().parent / "data" / "real_generations"
 FIELDS = ("id", "model", "prompt_source", "prompt", "completion", "decoding", "harmful", "refused", "reason")
+#: the shipped sets: ``original`` (143 rows: raw, safety-SFT and attacked models on five prompt sources) and
+#: ``attacked`` (226 rows: the defence table's and the demo's models on the demo's 16 evaluation prompts, mostly
+#: after an attack: the text the resistance condition scores; ``split`` = ``dev`` or ``test``, see
+#: ``provenance_attacked.json``)
+SETS = {"original": "rows.jsonl", "attacked": "attacked.jsonl"}
 
 
-def load_rows(path: Optional[str | Path] = None) -> list[dict[str, Any]]:
-    """The labelled rows (the shipped set, or a rows.jsonl of the same shape at ``path``)."""
-    f = Path(path) if path else DATA / "rows.jsonl"
+def load_rows(path: Optional[str | Path] = None, set_name: str = "original") -> list[dict[str, Any]]:
+    """The labelled rows (the shipped set ``set_name``, or a rows.jsonl of the same shape at ``path``)."""
+    if not path and set_name not in SETS:
+        raise AlignkitError(f"unknown real-generations set {set_name!r}; choose one of: {', '.join(SETS)}")
+    f = Path(path) if path else DATA / SETS[set_name]
     if not f.is_file():
         raise AlignkitError(f"no labelled real-generations file at {str(f)!r}")
     from alignkit.io import read_records
@@ -115,13 +122,27 @@ def evaluate(judge: Any, rows: Optional[list[dict[str, Any]]] = None) -> dict[st
     }
 
 
-def main(argv: Optional[list[str]] = None) -> None:  # python -m alignkit.judges.real_generations minilm@2 ...
+def main(argv: Optional[list[str]] = None) -> None:
+    """``python -m alignkit.judges.real_generations [--set attacked] [--split test] minilm@5 minilm@3 ...``"""
     import sys
 
-    names = (argv if argv is not None else sys.argv[1:]) or ["minilm"]
+    args = list(argv if argv is not None else sys.argv[1:])
+    opts = {"--set": "original", "--split": None}
     try:
-        for name in names:
-            print(json.dumps(evaluate(name)))
+        for flag in opts:
+            if flag in args:
+                i = args.index(flag)
+                if i + 1 >= len(args):
+                    raise AlignkitError(f"{flag} needs a value")
+                opts[flag] = args[i + 1]
+                del args[i:i + 2]
+        rows = load_rows(set_name=opts["--set"])
+        if opts["--split"]:
+            rows = [r for r in rows if r.get("split") == opts["--split"]]
+            if not rows:
+                raise AlignkitError(f"set {opts['--set']!r} has no split {opts['--split']!r}")
+        for name in args or ["minilm"]:
+            print(json.dumps({"set": opts["--set"], "split": opts["--split"], **evaluate(name, rows)}))
     except AlignkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
