@@ -91,10 +91,10 @@ def test_ood_table_prints_the_ceiling_and_real_generation_rows(capsys):
     assert "real generations" in out and "0.867" in out and "0.883" in out and "minilm@3" in out
 
 
-@pytest.mark.parametrize("args, match", [(["eval", "--version", "1"], "re-fits minilm@5, minilm@4, minilm@3 or"),
+@pytest.mark.parametrize("args, match", [(["eval", "--version", "1"], "re-fits minilm@6, minilm@5, minilm@4, minilm@3, minilm@2; got"),
                                          (["eval", "--split", "test", "--version", "2"], "--version applies"),
-                                         (["train", "--version", "9"], "available: 1, 2, 3, 4, 5"),
-                                         (["train", "--version", "2", "--lm-layer", "3"], "--version 3, 4 and 5 only")])
+                                         (["train", "--version", "9"], "available: 1, 2, 3, 4, 5, 6"),
+                                         (["train", "--version", "2", "--lm-layer", "3"], "--version 3 to 6 only")])
 def test_judge_version_options_bad_input(args, match):
     r = runner.invoke(app, args)
     assert r.exit_code != 0

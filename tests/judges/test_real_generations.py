@@ -107,6 +107,22 @@ def test_attacked_set_well_formed():
     assert "blind to judge scores" in prov["labelled_by"] and prov["used_for_training"] is False
 
 
+def test_raw_attack_set_well_formed_and_new():
+    from alignkit.io import sha256_file
+
+    rows = rg.load_rows(set_name="raw_attack")
+    earlier = {(r["prompt"], r["completion"]) for s in ("original", "attacked") for r in rg.load_rows(set_name=s)}
+    assert len(rows) == 70 and len({r["id"] for r in rows}) == len(rows)
+    assert not {(r["prompt"], r["completion"]) for r in rows} & earlier     # held out: no row of the other sets
+    assert len({r["completion"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["harmful"] in (0, 1) and r["refused"] in (0, 1) and r["reason"].strip(), r["id"]
+        assert not (r["harmful"] and r["refused"]) and r["split"] == "test", r["id"]
+    prov = json.loads((rg.DATA / "provenance_raw_attack.json").read_text())
+    assert (prov["rows"], prov["harmful"]) == (70, sum(r["harmful"] for r in rows)) == (70, 21)
+    assert prov["sha256"] == sha256_file(rg.DATA / "raw_attack.jsonl") and prov["used_for_training"] is False
+
+
 def test_main_set_and_split(capsys):
     rg.main(["--set", "attacked", "--split", "test", "refusal-keywords"])
     res = json.loads(capsys.readouterr().out)

@@ -8,8 +8,9 @@
     get_judge("minilm@3"), get_judge("minilm@1")      # the previous defaults, still loadable by name
 
 Registered judges (one module each):
-- ``minilm`` (minilm.py, minilm2.py ... minilm5.py): ``minilm@5`` (default): ``minilm@3`` with a relevance gate
+- ``minilm`` (minilm.py, minilm2.py ... minilm6.py): ``minilm@5`` (default): ``minilm@3`` with a relevance gate
   trained against off-topic pairs (offtopic.py), so that an answer to another request does not comply;
+  ``minilm@6`` (opt-in): ``minilm@5`` trained with templated non-answers as harmless compliance (nonanswers.py);
   ``minilm@3``: ``minilm@2``'s heads, the harm head also
   reading SmolLM2-135M-Instruct's residual stream after layer 6 (lm_features.py); ``minilm@2``: refusal head +
   harm head on frozen MiniLM-L6 features with a calibrated combined score (docs/judges.md); ``minilm@1``: the

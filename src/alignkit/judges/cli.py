@@ -31,7 +31,8 @@ app = typer.Typer(help="Harmfulness judges: train the default minilm judge, eval
 _OOD_TABLES = {"2": ("alignkit.judges.minilm2", "TrainConfigV2", "ood_table"),
                "3": ("alignkit.judges.minilm3", "TrainConfigV3", "ood_table_v3"),
                "4": ("alignkit.judges.minilm4", "TrainConfigV4", "ood_table_v4"),
-               "5": ("alignkit.judges.minilm5", "TrainConfigV5", "ood_table_v5")}
+               "5": ("alignkit.judges.minilm5", "TrainConfigV5", "ood_table_v5"),
+               "6": ("alignkit.judges.minilm6", "TrainConfigV6", "ood_table_v6")}
 
 def _judge(spec: str, weights: Optional[str] = None):
     from alignkit.judges import get_judge, parse_judge_spec
@@ -60,15 +61,15 @@ def train(
                                                    "metadata is written next to it); default: the cache dir"),
     ship: bool = typer.Option(False, "--ship", help="write into the package (judges/weights/), replacing the "
                                                    "shipped weights of that version"),
-    version: Optional[str] = typer.Option(None, help="judge version to train: 5 (the default), 4 (opt-in, deeper LM "
-                                                     "layer), 3, 2 or 1 (old cross-encoder); default: the default "
-                                                     "judge's"),
-    c_refusal: Optional[float] = typer.Option(None, help="v2-v5: inverse L2 strength of the refusal head (10)"),
-    c_harm: Optional[float] = typer.Option(None, help="v2-v5: inverse L2 strength of the harm head (v2 10, v3-v5 0.1)"),
-    c_stack: Optional[float] = typer.Option(None, help="v2-v5: inverse L2 strength of the score calibration (10)"),
-    lm_layer: Optional[int] = typer.Option(None, help="v3-v5: decoder layer of the chat LM whose residual stream "
-                                                      "is read (v3 and v5 6, v4 12)"),
-    synthetic: bool = typer.Option(True, help="v2-v5: add the templated training rows (alignkit.judges.synthetic)"),
+    version: Optional[str] = typer.Option(None, help="judge version to train: 5 (the default), 6 (opt-in, non-answers "
+                                                     "as harmless), 4 (opt-in, deeper LM layer), 3, 2 or 1 (old "
+                                                     "cross-encoder); default: the default judge's"),
+    c_refusal: Optional[float] = typer.Option(None, help="v2-v6: inverse L2 strength of the refusal head (10)"),
+    c_harm: Optional[float] = typer.Option(None, help="v2-v6: inverse L2 strength of the harm head (v2 10, v3-v6 0.1)"),
+    c_stack: Optional[float] = typer.Option(None, help="v2-v6: inverse L2 strength of the score calibration (10)"),
+    lm_layer: Optional[int] = typer.Option(None, help="v3-v6: decoder layer of the chat LM whose residual stream "
+                                                      "is read (v3, v5, v6 6; v4 12)"),
+    synthetic: bool = typer.Option(True, help="v2-v6: add the templated training rows (alignkit.judges.synthetic)"),
     train_layers: int = typer.Option(2, help="v1: top transformer layers to fine-tune (the rest stay frozen)"),
     epochs: int = typer.Option(3, help="v1: training epochs (the epoch with the lowest eval loss is kept)"),
     batch_size: int = typer.Option(16, help="v1: batch size"),
@@ -91,8 +92,8 @@ def train(
     if version not in VERSIONS:
         raise AlignkitError(f"unknown minilm judge version {version!r}; available: {', '.join(VERSIONS)}")
     given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
-    if lm_layer is not None and version not in ("3", "4", "5"):
-        raise AlignkitError("--lm-layer applies to --version 3, 4 and 5 only")
+    if lm_layer is not None and version not in ("3", "4", "5", "6"):
+        raise AlignkitError("--lm-layer applies to --version 3 to 6 only")
     if version in _OOD_TABLES:  # the heads-on-features versions: module and config class from the same table
         import importlib
 
@@ -155,7 +156,7 @@ def eval_cmd(
     probe_judges: Optional[str] = typer.Option(None, help="OOD mode: other judges to score on the probe set beside "
                                                           "the recipe ('' for none; default: the other minilm "
                                                           "versions and refusal-keywords)"),
-    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (5, 4, 3 or 2; "
+    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (6, 5, 4, 3 or 2; "
                                                      "default: the default judge's)"),
     output: Optional[Path] = typer.Option(None, help="also write the metrics as JSON here"),
 ) -> None:
@@ -177,8 +178,8 @@ def eval_cmd(
         refs = tuple(x.strip() for x in probe_judges.split(",") if x.strip())
         log = lambda x: print(x, file=sys.stderr)  # noqa: E731
         if version not in _OOD_TABLES:
-            raise AlignkitError(f"the OOD table re-fits minilm@5, minilm@4, minilm@3 or minilm@2; "
-                                f"got version {version!r}")
+            raise AlignkitError("the OOD table re-fits " + ", ".join(f"minilm@{v}" for v in reversed(_OOD_TABLES))
+                                + f"; got version {version!r}")
         import importlib
 
         mod_name, cfg_name, fn_name = _OOD_TABLES[version]
@@ -214,7 +215,12 @@ def _real_generations(t: dict, version: str, log) -> None:
     try:
         from alignkit.judges import real_generations as rg
 
-        sets = {"real_generations": rg.load_rows(), "real_generations_attacked": rg.load_rows(set_name="attacked")}
+        attacked = rg.load_rows(set_name="attacked")
+        # the attacked set by split: the dev rows were read while minilm@6's non-answer templates were written
+        sets = {"real_generations": rg.load_rows(),
+                "real_generations_attacked_dev": [r for r in attacked if r.get("split") == "dev"],
+                "real_generations_attacked_test": [r for r in attacked if r.get("split") == "test"],
+                "real_generations_raw_attack": rg.load_rows(set_name="raw_attack")}
     except (ImportError, AlignkitError, OSError) as exc:
         log(f"skip real generations: {exc}")
         return
@@ -252,7 +258,9 @@ def print_ood(t: dict) -> None:
     tab.add_row("train refusal -> test harm", "pyrit harm (all)", str(r["all"]["n"]), fmt(r["all"]["accuracy"]),
                 fmt(r["all"]["auroc"]), str(r["clear"]["n"]), fmt(r["clear"]["accuracy"]), fmt(r["clear"]["auroc"]))
     for key, what in (("real_generations", "hand-labelled real generations"),
-                      ("real_generations_attacked", "hand-labelled attacked generations")):
+                      ("real_generations_attacked_dev", "hand-labelled attacked generations, dev"),
+                      ("real_generations_attacked_test", "hand-labelled attacked generations, test"),
+                      ("real_generations_raw_attack", "hand-labelled raw-model attack generations")):
         rg = t.get(key)
         if rg:
             tab.add_row(f"shipped {rg['judge']} (not re-fitted)", what, str(rg["n"]),

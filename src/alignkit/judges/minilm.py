@@ -1,7 +1,9 @@
 """``minilm``: the offline harm judges on all-MiniLM-L6-v2 (``minilm@5`` is the default).
 
 ``get_judge("minilm")`` gives ``minilm@5`` (:mod:`alignkit.judges.minilm5`: ``minilm@3`` with a relevance gate,
-so that an answer to another request does not count as complying); ``get_judge("minilm@3")`` the previous default
+so that an answer to another request does not count as complying); ``get_judge("minilm@6")`` the opt-in
+:mod:`alignkit.judges.minilm6` (``minilm@5`` trained with non-answers as harmless); ``get_judge("minilm@3")`` the
+previous default
 (:mod:`alignkit.judges.minilm3`: ``minilm@2``'s heads, the harm head also reading a chat LM's residual stream);
 ``get_judge("minilm@2")`` the one before
 (:mod:`alignkit.judges.minilm2`: refusal head + harm head on frozen features, StrongREJECT-shaped output);
@@ -148,18 +150,20 @@ def _sha256(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- judge
-VERSIONS = ("1", "2", "3", "4", "5")  # 4: opt-in (deeper LM layer), not the default
+VERSIONS = ("1", "2", "3", "4", "5", "6")  # 4: opt-in (deeper LM layer), not the default
 DEFAULT_VERSION = "5"
 # the heads-on-features judges (alignkit.judges.minilm2.HeadsJudge): version -> class in module minilm<version>
-HEADS_JUDGES = {"2": "MiniLMJudgeV2", "3": "MiniLMJudgeV3", "4": "MiniLMJudgeV4", "5": "MiniLMJudgeV5"}
+HEADS_JUDGES = {"2": "MiniLMJudgeV2", "3": "MiniLMJudgeV3", "4": "MiniLMJudgeV4", "5": "MiniLMJudgeV5",
+                "6": "MiniLMJudgeV6"}
 
 
 @JUDGES.register("minilm")
 def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_size: int | None = None,
            max_length: int | None = None, device: str = "cpu", threads: int | None = None,
            precision: str | None = None) -> Judge:
-    """MiniLM harm judge, offline, shipped weights: minilm@5 (default), minilm@3, minilm@4 (opt-in, deeper LM
-    layer), minilm@2 (refused/harm/score) or minilm@1. ``precision=bfloat16``: opt-in faster variant of 2-5."""
+    """MiniLM harm judge, offline, shipped weights: minilm@5 (default), minilm@6 (opt-in, non-answers as harmless),
+    minilm@3, minilm@4 (opt-in, deeper LM layer), minilm@2 (refused/harm/score) or minilm@1.
+    ``precision=bfloat16``: opt-in faster variant of 2-6."""
     version = str(version).strip()
     tags = version.split("+")[1:]
     if "bf16" in tags:  # a recorded name like minilm@3+bf16 loads the same opt-in precision again
@@ -175,7 +179,7 @@ def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_siz
                 pass
     if version.split("+")[0] == "1":
         if precision not in (None, "float32"):
-            raise AlignkitError("precision applies to minilm@2 to @5; minilm@1 runs in float32")
+            raise AlignkitError("precision applies to minilm@2 to @6; minilm@1 runs in float32")
         return MiniLMJudge(weights=weights, batch_size=batch_size or 32, max_length=max_length, device=device,
                            threads=threads)
     if version.split("+")[0] in HEADS_JUDGES:

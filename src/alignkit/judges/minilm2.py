@@ -102,12 +102,17 @@ def training_rows(seed: int = 0, synthetic: bool = True) -> list[dict[str, Any]]
 
 def rows_for(cfg: BaseModel) -> list[dict[str, Any]]:
     """The training rows of a recipe: :func:`training_rows`, plus the off-topic pairs of
-    :mod:`alignkit.judges.offtopic` when its config asks for a relevance gate (``minilm@5``)."""
+    :mod:`alignkit.judges.offtopic` when its config asks for a relevance gate (``minilm@5``), plus the
+    non-answers of :mod:`alignkit.judges.nonanswers` when it asks for them (``minilm@6``)."""
     rows = training_rows(cfg.seed, cfg.synthetic)
     if getattr(cfg, "relevance_gate", False):
         from alignkit.judges.offtopic import offtopic_pairs
 
         rows += offtopic_pairs(rows, cfg.seed, cfg.offtopic_per_row)
+    if getattr(cfg, "nonanswers", False):  # minilm@6: after the pairs, so that the pairs stay minilm@5's
+        from alignkit.judges.nonanswers import nonanswer_rows
+
+        rows += nonanswer_rows(rows, cfg.seed, cfg.nonanswers_per_task, cfg.nonanswers_per_question)
     return rows
 
 

@@ -43,11 +43,13 @@ from alignkit.errors import AlignkitError
 
 DATA = Path(__file__).resolve().parent / "data" / "real_generations"
 FIELDS = ("id", "model", "prompt_source", "prompt", "completion", "decoding", "harmful", "refused", "reason")
-#: the shipped sets: ``original`` (143 rows: raw, safety-SFT and attacked models on five prompt sources) and
+#: the shipped sets: ``original`` (143 rows: raw, safety-SFT and attacked models on five prompt sources),
 #: ``attacked`` (226 rows: the defence table's and the demo's models on the demo's 16 evaluation prompts, mostly
 #: after an attack: the text the resistance condition scores; ``split`` = ``dev`` or ``test``, see
 #: ``provenance_attacked.json``)
-SETS = {"original": "rows.jsonl", "attacked": "attacked.jsonl"}
+#: and ``raw_attack`` (70 rows, ``split`` = ``test`` only: the raw SmolLM2 after 25 and 50 steps of alignkit's
+#: harmful fine-tuning on 40 harmful-eval prompts; labelled after ``minilm@6`` was fixed: ``provenance_raw_attack.json``)
+SETS = {"original": "rows.jsonl", "attacked": "attacked.jsonl", "raw_attack": "raw_attack.jsonl"}
 
 
 def load_rows(path: Optional[str | Path] = None, set_name: str = "original") -> list[dict[str, Any]]:

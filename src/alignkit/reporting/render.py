@@ -62,7 +62,7 @@ def _sections(report: EvaluationReport):
         agl = T.agreement_line(report)
         yield ("Refusals and incoherence (first -> last evaluation of each attack)",
                ["Judge's refusal rate (refused > 0.5) and share of incoherent completions (repetition / non-words; "
-                "scored 0 by minilm@2 to @5) beside the mean and the share > 0.5."] + ([agl] if agl else []),
+                "scored 0 by minilm@2 to @6) beside the mean and the share > 0.5."] + ([agl] if agl else []),
                T.refusal_table(report), None)
         ex = []
         for r in res.runs:
