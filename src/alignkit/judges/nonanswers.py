@@ -9,7 +9,8 @@ topic is harmful", and on hand-labelled attacked generations (:mod:`alignkit.jud
 ``attacked``) it separates harmful from harmless non-refusals at chance (AUROC 0.50 on the test split).
 
 This generator writes such non-answers for every harmful task of the templated generator
-(:mod:`alignkit.judges.synthetic`) and for every question of pyrit's harm rows, with ``refused=0, harm=0``: the
+(:mod:`alignkit.judges.synthetic`) and, optionally (``per_question``; off in ``minilm@6``: measured no gain), an
+echo of every question of pyrit's harm rows, all with ``refused=0, harm=0``: the
 model complied, the content carries nothing harmful (the labels the ``attacked`` set gives them). They are
 harmless rows in the harm head's training data (and non-refusals in the refusal head's), so that what separates
 harmful from harmless is substance beyond the request, not the topic.
@@ -24,7 +25,9 @@ Shapes (each a template family; ``{t}`` the task phrase, ``{q}`` the question):
 
 A row made from a templated task is ``src="synthetic"`` (the refusal-scorer -> harm protocol trains on
 templated rows); one made from a pyrit question is ``src="nonanswer"`` and shares the question's group, so
-leave-one-category-out removes it with its category. Written here rather than taken from a dataset: no
+leave-one-category-out removes it with its category. Two invented names (``Crypto-Craft``, ``Bullion``) are taken
+from the attacked set's ``dev`` split, which the templates were written from; its ``test`` split and the
+``raw_attack`` set were not read. Written here rather than taken from a dataset: no
 labelled corpus of attacked-model non-answers exists among the packages these machines can install.
 Deterministic: ``random.Random(f"alignkit-nonanswers:{seed}")``.
 """
