@@ -74,7 +74,8 @@ def tiny_v6(tiny_rows, tmp_path_factory):
     mp.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: list(tiny_rows))
     mp.setattr(minilm2, "features_for", functools.partial(minilm2.features_for, cache=False))
     d = tmp_path_factory.mktemp("v6")
-    m6 = minilm6.train(minilm6.TrainConfigV6(lm="tiny-random-llama", lm_layer=1), output=d / "v6.safetensors",
+    m6 = minilm6.train(minilm6.TrainConfigV6(lm="tiny-random-llama", lm_layer=1, nonanswers_per_task=1),
+                       output=d / "v6.safetensors",
                        log=lambda s: None)
     minilm5.train(minilm5.TrainConfigV5(lm="tiny-random-llama", lm_layer=1), output=d / "v5.safetensors",
                   log=lambda s: None)
