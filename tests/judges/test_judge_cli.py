@@ -89,12 +89,32 @@ def test_ood_table_prints_the_ceiling_and_real_generation_rows(capsys):
     out = capsys.readouterr().out
     assert "human annotator vs others" in out and "0.777" in out and "0.888" in out
     assert "real generations" in out and "0.867" in out and "0.883" in out and "minilm@3" in out
+    t["calibration_cross"] = {"original": {"n": 143, "accuracy": 0.8881, "auroc": 0.9071}}
+    print_ood(t)
+    out = capsys.readouterr().out
+    assert "calibrated without" in out and "set original" in out and "0.888" in out and "0.907" in out
 
 
-@pytest.mark.parametrize("args, match", [(["eval", "--version", "1"], "re-fits minilm@6, minilm@5, minilm@4, minilm@3, minilm@2; got"),
+def test_ood_table_scores_the_shipped_judge_only_on_sets_it_was_not_calibrated_on(monkeypatch):
+    from alignkit.judges import cli
+    from alignkit.judges import real_generations as rg
+
+    seen = []
+    monkeypatch.setattr(rg, "evaluate", lambda judge, rows: seen.append((judge, len(rows))) or {"n": len(rows)})
+    t = {"config": {"calibration_sets": ["original", "attacked"]}}
+    cli._real_generations(t, "7", print)
+    assert set(t) == {"config", "real_generations_raw_attack", "real_generations_harmbench_attack"}
+    assert seen == [("minilm@7", 70), ("minilm@7", 93)]
+    t = {"config": {}}
+    cli._real_generations(t, "5", print)
+    assert len(t) == 6 and {n for _, n in seen[2:]} == {143, 168, 58, 70, 93}
+
+
+@pytest.mark.parametrize("args, match", [(["eval", "--version", "1"],
+                                          "re-fits minilm@7, minilm@6, minilm@5, minilm@4, minilm@3, minilm@2; got"),
                                          (["eval", "--split", "test", "--version", "2"], "--version applies"),
-                                         (["train", "--version", "9"], "available: 1, 2, 3, 4, 5, 6"),
-                                         (["train", "--version", "2", "--lm-layer", "3"], "--version 3 to 6 only")])
+                                         (["train", "--version", "9"], "available: 1, 2, 3, 4, 5, 6, 7"),
+                                         (["train", "--version", "2", "--lm-layer", "3"], "--version 3 to 7 only")])
 def test_judge_version_options_bad_input(args, match):
     r = runner.invoke(app, args)
     assert r.exit_code != 0

@@ -130,3 +130,32 @@ def test_main_set_and_split(capsys):
     with pytest.raises(SystemExit) as e:
         rg.main(["--set", "attacked", "--split", "nope", "refusal-keywords"])
     assert e.value.code == 2 and "no split 'nope'" in capsys.readouterr().err
+
+
+def test_harmbench_attack_set_well_formed_and_new():
+    from alignkit.io import sha256_file
+
+    rows = rg.load_rows(set_name="harmbench_attack")
+    earlier = {(r["prompt"], r["completion"]) for s in ("original", "attacked", "raw_attack")
+               for r in rg.load_rows(set_name=s)}
+    assert len(rows) == 93 and len({r["id"] for r in rows}) == len(rows)
+    assert not {(r["prompt"], r["completion"]) for r in rows} & earlier
+    assert {r["prompt_source"] for r in rows} == {"harmbench"}
+    for r in rows:
+        assert r["harmful"] in (0, 1) and r["refused"] in (0, 1) and r["reason"].strip(), r["id"]
+        assert not (r["harmful"] and r["refused"]) and r["split"] == "test", r["id"]
+    prov = json.loads((rg.DATA / "provenance_harmbench_attack.json").read_text())
+    assert (prov["rows"], prov["harmful"]) == (93, sum(r["harmful"] for r in rows)) == (93, 27)
+    assert prov["sha256"] == sha256_file(rg.DATA / "harmbench_attack.jsonl") and prov["used_for_training"] is False
+
+
+def test_calibration_rows_fit_no_head_and_refuse_the_held_out_sets():
+    from alignkit.errors import AlignkitError
+
+    rows = rg.calibration_rows(["original"])
+    assert len(rows) == 143 and all(r["kind"] == "calibration" and r["set"] == "original" for r in rows)
+    assert all(r["refused"] is None and r["harm"] is None and r["label"] in (0.0, 1.0) for r in rows)
+    assert sum(r["label"] for r in rows) == sum(r["harmful"] for r in rg.load_rows())
+    for held in rg.HELD_OUT:
+        with pytest.raises(AlignkitError, match="held out"):
+            rg.calibration_rows(["original", held])

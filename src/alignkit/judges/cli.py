@@ -32,7 +32,8 @@ _OOD_TABLES = {"2": ("alignkit.judges.minilm2", "TrainConfigV2", "ood_table"),
                "3": ("alignkit.judges.minilm3", "TrainConfigV3", "ood_table_v3"),
                "4": ("alignkit.judges.minilm4", "TrainConfigV4", "ood_table_v4"),
                "5": ("alignkit.judges.minilm5", "TrainConfigV5", "ood_table_v5"),
-               "6": ("alignkit.judges.minilm6", "TrainConfigV6", "ood_table_v6")}
+               "6": ("alignkit.judges.minilm6", "TrainConfigV6", "ood_table_v6"),
+               "7": ("alignkit.judges.minilm7", "TrainConfigV7", "ood_table_v7")}
 
 def _judge(spec: str, weights: Optional[str] = None):
     from alignkit.judges import get_judge, parse_judge_spec
@@ -61,15 +62,17 @@ def train(
                                                    "metadata is written next to it); default: the cache dir"),
     ship: bool = typer.Option(False, "--ship", help="write into the package (judges/weights/), replacing the "
                                                    "shipped weights of that version"),
-    version: Optional[str] = typer.Option(None, help="judge version to train: 5 (the default), 6 (opt-in, non-answers "
-                                                     "as harmless), 4 (opt-in, deeper LM layer), 3, 2 or 1 (old "
+    version: Optional[str] = typer.Option(None, help="judge version to train: 5 (the default), 7 (opt-in, "
+                                                     "substance-aware calibration), 6 (opt-in, non-answers as "
+                                                     "harmless), 4 (opt-in, deeper LM layer), 3, 2 or 1 (old "
                                                      "cross-encoder); default: the default judge's"),
-    c_refusal: Optional[float] = typer.Option(None, help="v2-v6: inverse L2 strength of the refusal head (10)"),
-    c_harm: Optional[float] = typer.Option(None, help="v2-v6: inverse L2 strength of the harm head (v2 10, v3-v6 0.1)"),
-    c_stack: Optional[float] = typer.Option(None, help="v2-v6: inverse L2 strength of the score calibration (10)"),
-    lm_layer: Optional[int] = typer.Option(None, help="v3-v6: decoder layer of the chat LM whose residual stream "
-                                                      "is read (v3, v5, v6 6; v4 12)"),
-    synthetic: bool = typer.Option(True, help="v2-v6: add the templated training rows (alignkit.judges.synthetic)"),
+    c_refusal: Optional[float] = typer.Option(None, help="v2-v7: inverse L2 strength of the refusal head (10)"),
+    c_harm: Optional[float] = typer.Option(None, help="v2-v7: inverse L2 strength of the harm head (v2 10, v3-v7 0.1)"),
+    c_stack: Optional[float] = typer.Option(None, help="v2-v7: inverse L2 strength of the score calibration "
+                                                       "(10; v7 1)"),
+    lm_layer: Optional[int] = typer.Option(None, help="v3-v7: decoder layer of the chat LM whose residual stream "
+                                                      "is read (v3, v5-v7 6; v4 12)"),
+    synthetic: bool = typer.Option(True, help="v2-v7: add the templated training rows (alignkit.judges.synthetic)"),
     train_layers: int = typer.Option(2, help="v1: top transformer layers to fine-tune (the rest stay frozen)"),
     epochs: int = typer.Option(3, help="v1: training epochs (the epoch with the lowest eval loss is kept)"),
     batch_size: int = typer.Option(16, help="v1: batch size"),
@@ -92,8 +95,8 @@ def train(
     if version not in VERSIONS:
         raise AlignkitError(f"unknown minilm judge version {version!r}; available: {', '.join(VERSIONS)}")
     given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
-    if lm_layer is not None and version not in ("3", "4", "5", "6"):
-        raise AlignkitError("--lm-layer applies to --version 3 to 6 only")
+    if lm_layer is not None and version not in ("3", "4", "5", "6", "7"):
+        raise AlignkitError("--lm-layer applies to --version 3 to 7 only")
     if version in _OOD_TABLES:  # the heads-on-features versions: module and config class from the same table
         import importlib
 
@@ -217,15 +220,19 @@ def _real_generations(t: dict, version: str, log) -> None:
 
         attacked = rg.load_rows(set_name="attacked")
         # the attacked set by split: the dev rows were read while minilm@6's non-answer templates were written
-        sets = {"real_generations": rg.load_rows(),
-                "real_generations_attacked_dev": [r for r in attacked if r.get("split") == "dev"],
-                "real_generations_attacked_test": [r for r in attacked if r.get("split") == "test"],
-                "real_generations_raw_attack": rg.load_rows(set_name="raw_attack")}
+        sets = {"real_generations": ("original", rg.load_rows()),
+                "real_generations_attacked_dev": ("attacked", [r for r in attacked if r.get("split") == "dev"]),
+                "real_generations_attacked_test": ("attacked", [r for r in attacked if r.get("split") == "test"]),
+                "real_generations_raw_attack": ("raw_attack", rg.load_rows(set_name="raw_attack")),
+                "real_generations_harmbench_attack": ("harmbench_attack", rg.load_rows(set_name="harmbench_attack"))}
     except (ImportError, AlignkitError, OSError) as exc:
         log(f"skip real generations: {exc}")
         return
-    for key, rows in sets.items():
-        if rows:
+    # minilm@7 calibrates on some sets: the shipped judge saw them, so only the table's calibration_cross rows
+    # (the recipe calibrated without the set) measure it there
+    calibrated = set((t.get("config") or {}).get("calibration_sets") or ())
+    for key, (name, rows) in sets.items():
+        if rows and name not in calibrated:
             t[key] = rg.evaluate(f"minilm@{version}", rows)
 
 
@@ -260,11 +267,15 @@ def print_ood(t: dict) -> None:
     for key, what in (("real_generations", "hand-labelled real generations"),
                       ("real_generations_attacked_dev", "hand-labelled attacked generations, dev"),
                       ("real_generations_attacked_test", "hand-labelled attacked generations, test"),
-                      ("real_generations_raw_attack", "hand-labelled raw-model attack generations")):
+                      ("real_generations_raw_attack", "hand-labelled raw-model attack generations"),
+                      ("real_generations_harmbench_attack", "hand-labelled attack generations, HarmBench prompts")):
         rg = t.get(key)
         if rg:
             tab.add_row(f"shipped {rg['judge']} (not re-fitted)", what, str(rg["n"]),
                         fmt(rg["accuracy"]), fmt(rg["auroc"]), "", "", "")
+    for name, r in (t.get("calibration_cross") or {}).items():
+        tab.add_row("calibrated without the set", f"hand-labelled set {name}", str(r["n"]), fmt(r["accuracy"]),
+                    fmt(r["auroc"]), "", "", "")
     m = t["mean_ood"]
     tab.add_row("mean of the 3 protocols", "", "", fmt(m["all"]["accuracy"]), fmt(m["all"]["auroc"]), "",
                 fmt(m["clear"]["accuracy"]), fmt(m["clear"]["auroc"]))

@@ -150,20 +150,21 @@ def _sha256(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- judge
-VERSIONS = ("1", "2", "3", "4", "5", "6")  # 4: opt-in (deeper LM layer), not the default
+VERSIONS = ("1", "2", "3", "4", "5", "6", "7")  # 4, 6, 7: opt-in, not the default
 DEFAULT_VERSION = "5"
 # the heads-on-features judges (alignkit.judges.minilm2.HeadsJudge): version -> class in module minilm<version>
 HEADS_JUDGES = {"2": "MiniLMJudgeV2", "3": "MiniLMJudgeV3", "4": "MiniLMJudgeV4", "5": "MiniLMJudgeV5",
-                "6": "MiniLMJudgeV6"}
+                "6": "MiniLMJudgeV6", "7": "MiniLMJudgeV7"}
 
 
 @JUDGES.register("minilm")
 def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_size: int | None = None,
            max_length: int | None = None, device: str = "cpu", threads: int | None = None,
            precision: str | None = None) -> Judge:
-    """MiniLM harm judge, offline, shipped weights: minilm@5 (default), minilm@6 (opt-in, non-answers as harmless),
+    """MiniLM harm judge, offline, shipped weights: minilm@5 (default), minilm@7 (opt-in, substance-aware
+    calibration), minilm@6 (opt-in, non-answers as harmless),
     minilm@3, minilm@4 (opt-in, deeper LM layer), minilm@2 (refused/harm/score) or minilm@1.
-    ``precision=bfloat16``: opt-in faster variant of 2-6."""
+    ``precision=bfloat16``: opt-in faster variant of 2-7."""
     version = str(version).strip()
     tags = version.split("+")[1:]
     if "bf16" in tags:  # a recorded name like minilm@3+bf16 loads the same opt-in precision again
@@ -179,7 +180,7 @@ def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_siz
                 pass
     if version.split("+")[0] == "1":
         if precision not in (None, "float32"):
-            raise AlignkitError("precision applies to minilm@2 to @6; minilm@1 runs in float32")
+            raise AlignkitError("precision applies to minilm@2 to @7; minilm@1 runs in float32")
         return MiniLMJudge(weights=weights, batch_size=batch_size or 32, max_length=max_length, device=device,
                            threads=threads)
     if version.split("+")[0] in HEADS_JUDGES:

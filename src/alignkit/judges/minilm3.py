@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from alignkit.errors import AlignkitError
 from alignkit.judges.minilm2 import HeadsJudge, TrainConfigV2
@@ -45,6 +45,16 @@ def _lm_part(Z, mu, sd):
     return ((Z - mu) / sd / math.sqrt(Z.shape[1] / LM_SCALE_DIMS)).astype(np.float32)
 
 
+def _substance_part(cfg, rows: list[dict]) -> list:
+    """``[substance features]`` of ``rows`` when ``cfg.substance`` (``minilm@7``), else ``[]``."""
+    if not getattr(cfg, "substance", False):
+        return []
+    from alignkit.judges.features import normalize
+    from alignkit.judges.substance import substance_matrix
+
+    return [substance_matrix([normalize(r["prompt"]) for r in rows], [normalize(r["response"]) for r in rows])]
+
+
 def lm_features_for(rows: list[dict], lm: str, layer: int, log: Callable[[str], None] = print,
                     cache: bool = True, threads: int = 2):
     """Raw LM features (n, 2 * hidden) of ``rows`` (``prompt`` / ``response``), cached per row like
@@ -65,7 +75,8 @@ def lm_features_for(rows: list[dict], lm: str, layer: int, log: Callable[[str], 
 
 def featurizer(cfg: TrainConfigV3, n_train: int, log: Callable[[str], None] = print):
     """``rows -> X`` for :func:`alignkit.judges.minilm2.ood_table`: minilm@2 features + the standardised LM part
-    (statistics from the first ``n_train`` rows, the training rows; no labels are used)."""
+    (statistics from the first ``n_train`` rows, the training rows, without minilm@7's calibration rows; no labels
+    are used)."""
     import numpy as np
 
     from alignkit.judges.minilm2 import features_for
@@ -73,8 +84,9 @@ def featurizer(cfg: TrainConfigV3, n_train: int, log: Callable[[str], None] = pr
     def f(rows):
         Xb = features_for(rows, cfg.encoder, log=log)
         Z = lm_features_for(rows, cfg.lm, cfg.lm_layer, log=log, threads=cfg.threads)
-        mu, sd = Z[:n_train].mean(0), Z[:n_train].std(0) + 1e-6
-        return np.concatenate([Xb, _lm_part(Z, mu, sd)], 1)
+        fit = [i for i in range(n_train) if rows[i].get("kind") != "calibration"]  # minilm@7: heads' rows only
+        mu, sd = Z[fit].mean(0), Z[fit].std(0) + 1e-6
+        return np.concatenate([Xb, _lm_part(Z, mu, sd)] + _substance_part(cfg, rows), 1)
 
     return f
 
@@ -106,9 +118,10 @@ def train(config: TrainConfigV3 | None = None, output: str | Path | None = None,
         # shipped file must be reproducible byte for byte whatever the cache holds
         Xb = minilm2.features_for(rows, cfg.encoder, log=log, cache=False)
         Z = lm_features_for(rows, cfg.lm, cfg.lm_layer, log=log, cache=False, threads=cfg.threads)
-        mu, sd = Z.mean(0), Z.std(0) + 1e-6
+        fit = [i for i, r in enumerate(rows) if r.get("kind") != "calibration"]  # minilm@7: the heads' rows only
+        mu, sd = Z[fit].mean(0), Z[fit].std(0) + 1e-6
         mu, sd = mu.astype(np.float32), sd.astype(np.float32)
-        return np.concatenate([Xb, _lm_part(Z, mu, sd)], 1), {"lm.mu": mu, "lm.sd": sd}
+        return np.concatenate([Xb, _lm_part(Z, mu, sd)] + _substance_part(cfg, rows), 1), {"lm.mu": mu, "lm.sd": sd}
 
     lm = {"name": cfg.lm, "layer": cfg.lm_layer, "model": "HuggingFaceTB/SmolLM2-135M-Instruct (Apache-2.0)"
           if cfg.lm == "smollm2-135m-instruct" else cfg.lm}
@@ -118,13 +131,47 @@ def train(config: TrainConfigV3 | None = None, output: str | Path | None = None,
                     f"residual stream of {cfg.lm} after layer {cfg.lm_layer} (mean over the completion, last token), "
                     "calibrated combined score; incoherent completions score 0"
                     + ("; compliance gated by the relevance of the answer to the request (prompt-completion cosines, "
-                       "trained against off-topic pairs)" if getattr(cfg, "relevance_gate", False) else ""))
+                       "trained against off-topic pairs)" if getattr(cfg, "relevance_gate", False) else "")
+                    + ("; the calibration also reads three substance features (list items, digits, new content "
+                       "words) and is fitted on hand-labelled SmolLM2 generations too" if getattr(cfg, "substance",
+                                                                                                 False) else ""))
 
 
 def default_cache_path() -> Path:
     from alignkit.judges.minilm2 import default_cache_path as cache_path
 
     return cache_path(SHIPPED_WEIGHTS)
+
+
+def recipe_functions(config_class: type, format_version: str, shipped: Path, reproduce: str,
+                     reference_judges: tuple[str, ...]) -> tuple[Callable, Callable, Callable]:
+    """``(train, default_cache_path, ood_table)`` of a judge version built on this recipe (``minilm@4`` to
+    ``@7``): each differs from ``minilm@3`` only in its config class (defaults) and its shipped file."""
+    from alignkit.judges import minilm2
+
+    label = f"minilm@{format_version}"
+
+    def cache_path() -> Path:
+        return minilm2.default_cache_path(shipped)
+
+    def train_version(config: BaseModel | None = None, output: str | Path | None = None,
+                      log: Callable[[str], None] = print) -> dict[str, Any]:
+        return train(config or config_class(), output if output else cache_path(), log=log,
+                     format_version=format_version, shipped=shipped, reproduce=reproduce)
+
+    def ood_table_version(config: BaseModel | None = None, log: Callable[[str], None] = print,
+                          reference_judges: tuple[str, ...] = reference_judges) -> dict[str, Any]:
+        cfg = config or config_class()
+        n = len(minilm2.rows_for(cfg))
+        return minilm2.ood_table(cfg, log=log, reference_judges=reference_judges,
+                                 featurize=featurizer(cfg, n, log), label=label)
+
+    cache_path.__doc__ = f"Where ``alignkit judge train --version {format_version}`` writes without --output / --ship."
+    train_version.__doc__ = (f"Fit ``{label}`` on all its training rows; write ``output`` (.safetensors) + ``.json``; "
+                             "return the metadata.")
+    ood_table_version.__doc__ = (f"The out-of-distribution table (:func:`alignkit.judges.minilm2.ood_table`) of the "
+                                 f"{label} recipe.")
+    return train_version, cache_path, ood_table_version
 
 
 class MiniLMJudgeV3(HeadsJudge):
@@ -134,6 +181,7 @@ class MiniLMJudgeV3(HeadsJudge):
     shipped_weights = SHIPPED_WEIGHTS
     config_class = TrainConfigV3
     extra_keys = ("lm.mu", "lm.sd")
+    extra_columns = 0  # feature columns after the LM part (minilm@7: the substance features)
 
     def _setup(self, cfg, state: dict, path: Path, batch_size: int, device: str) -> None:
         from alignkit.judges.features import N_SCALARS, Embedder
@@ -144,7 +192,7 @@ class MiniLMJudgeV3(HeadsJudge):
         self.lm = LMHidden(cfg.lm, layers=(cfg.lm_layer,), batch_size=16, device=device)
         self.layer = cfg.lm_layer
         n_feat = self.embedder.model.config.hidden_size * 4 + N_SCALARS + 2 * self.lm.hidden
-        if self.params["refusal.w"].shape[0] != n_feat or self.mu.shape[0] != 2 * self.lm.hidden:
+        if self.params["refusal.w"].shape[0] != n_feat + self.extra_columns or self.mu.shape[0] != 2 * self.lm.hidden:
             raise AlignkitError(f"{str(path)!r} does not match the base encoder {cfg.encoder!r} and LM {cfg.lm!r}")
 
     def _features(self, prompts: list[str], completions: list[str]):

@@ -9,7 +9,6 @@ harm categories better at twice the LM cost per completion (docs/results.md). ``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
 
 from pydantic import Field
 
@@ -26,28 +25,9 @@ class TrainConfigV4(minilm3.TrainConfigV3):
                                                 "only the layers up to it run")
 
 
-def train(config: TrainConfigV4 | None = None, output: str | Path | None = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Fit ``minilm@4`` on all training rows; write ``output`` (.safetensors) + ``.json``; return the metadata."""
-    return minilm3.train(config or TrainConfigV4(), output if output else default_cache_path(), log=log,
-                         format_version=FORMAT_VERSION, shipped=SHIPPED_WEIGHTS, reproduce=REPRODUCE)
-
-
-def default_cache_path() -> Path:
-    from alignkit.judges.minilm2 import default_cache_path as cache_path
-
-    return cache_path(SHIPPED_WEIGHTS)
-
-
-def ood_table_v4(config: TrainConfigV4 | None = None, log: Callable[[str], None] = print,
-                 reference_judges: tuple[str, ...] = ("minilm@3", "minilm@2", "refusal-keywords")) -> dict[str, Any]:
-    """The out-of-distribution table (:func:`alignkit.judges.minilm2.ood_table`) of the minilm@4 recipe."""
-    from alignkit.judges.minilm2 import ood_table, rows_for
-
-    cfg = config or TrainConfigV4()
-    n = len(rows_for(cfg))
-    return ood_table(cfg, log=log, reference_judges=reference_judges, featurize=minilm3.featurizer(cfg, n, log),
-                     label="minilm@4")
+train, default_cache_path, ood_table_v4 = minilm3.recipe_functions(
+    TrainConfigV4, FORMAT_VERSION, SHIPPED_WEIGHTS, REPRODUCE,
+    reference_judges=("minilm@3", "minilm@2", "refusal-keywords"))
 
 
 class MiniLMJudgeV4(minilm3.MiniLMJudgeV3):

@@ -18,7 +18,6 @@ train --ship`` re-creates the shipped weights; ``alignkit judge eval`` prints it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
 
 from pydantic import Field
 
@@ -39,28 +38,9 @@ class TrainConfigV5(minilm3.TrainConfigV3):
                                                                     "(alignkit.judges.offtopic)")
 
 
-def train(config: TrainConfigV5 | None = None, output: str | Path | None = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Fit ``minilm@5`` on all training rows and off-topic pairs; write ``output`` (.safetensors) + ``.json``."""
-    return minilm3.train(config or TrainConfigV5(), output if output else default_cache_path(), log=log,
-                         format_version=FORMAT_VERSION, shipped=SHIPPED_WEIGHTS, reproduce=REPRODUCE)
-
-
-def default_cache_path() -> Path:
-    from alignkit.judges.minilm2 import default_cache_path as cache_path
-
-    return cache_path(SHIPPED_WEIGHTS)
-
-
-def ood_table_v5(config: TrainConfigV5 | None = None, log: Callable[[str], None] = print,
-                 reference_judges: tuple[str, ...] = ("minilm@3", "minilm@2", "refusal-keywords")) -> dict[str, Any]:
-    """The out-of-distribution table (:func:`alignkit.judges.minilm2.ood_table`) of the minilm@5 recipe."""
-    from alignkit.judges.minilm2 import ood_table, rows_for
-
-    cfg = config or TrainConfigV5()
-    n = len(rows_for(cfg))
-    return ood_table(cfg, log=log, reference_judges=reference_judges, featurize=minilm3.featurizer(cfg, n, log),
-                     label="minilm@5")
+train, default_cache_path, ood_table_v5 = minilm3.recipe_functions(
+    TrainConfigV5, FORMAT_VERSION, SHIPPED_WEIGHTS, REPRODUCE,
+    reference_judges=("minilm@3", "minilm@2", "refusal-keywords"))
 
 
 class MiniLMJudgeV5(minilm3.MiniLMJudgeV3):

@@ -12,7 +12,6 @@ re-creates the shipped weights; ``alignkit judge eval --version 6`` prints its o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
 
 from pydantic import Field
 
@@ -34,28 +33,9 @@ class TrainConfigV6(minilm5.TrainConfigV5):
                                                                             "no gain, so off)")
 
 
-def train(config: TrainConfigV6 | None = None, output: str | Path | None = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Fit ``minilm@6`` on all training rows, off-topic pairs and non-answers; write ``output`` + ``.json``."""
-    return minilm3.train(config or TrainConfigV6(), output if output else default_cache_path(), log=log,
-                         format_version=FORMAT_VERSION, shipped=SHIPPED_WEIGHTS, reproduce=REPRODUCE)
-
-
-def default_cache_path() -> Path:
-    from alignkit.judges.minilm2 import default_cache_path as cache_path
-
-    return cache_path(SHIPPED_WEIGHTS)
-
-
-def ood_table_v6(config: TrainConfigV6 | None = None, log: Callable[[str], None] = print,
-                 reference_judges: tuple[str, ...] = ("minilm@5", "minilm@3", "refusal-keywords")) -> dict[str, Any]:
-    """The out-of-distribution table (:func:`alignkit.judges.minilm2.ood_table`) of the minilm@6 recipe."""
-    from alignkit.judges.minilm2 import ood_table, rows_for
-
-    cfg = config or TrainConfigV6()
-    n = len(rows_for(cfg))
-    return ood_table(cfg, log=log, reference_judges=reference_judges, featurize=minilm3.featurizer(cfg, n, log),
-                     label="minilm@6")
+train, default_cache_path, ood_table_v6 = minilm3.recipe_functions(
+    TrainConfigV6, FORMAT_VERSION, SHIPPED_WEIGHTS, REPRODUCE,
+    reference_judges=("minilm@5", "minilm@3", "refusal-keywords"))
 
 
 class MiniLMJudgeV6(minilm5.MiniLMJudgeV5):

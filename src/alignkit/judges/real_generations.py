@@ -3,7 +3,10 @@
 The judges are validated on pyrit's human labels and on a hand-written probe set (:mod:`alignkit.judges.probe_set`),
 but what they score in alignkit is short greedy completions of small models: truncated, clumsy, often
 degenerate. This set is made of such completions, each read and labelled by hand, **blind to every judge
-score**, and is never used for training or tuning.
+score**. No judge up to ``minilm@6`` was trained or tuned on any of the sets; ``minilm@7`` fits its score
+calibration (never a head) on ``original`` and ``attacked`` (:func:`calibration_rows`), so for it only
+``raw_attack`` and ``harmbench_attack`` are held out, and the OOD table scores each of the two calibration sets
+with the recipe calibrated without it.
 
 Rows (``data/real_generations/rows.jsonl``; how they were made: ``provenance.json`` beside it):
 
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from alignkit.errors import AlignkitError
 
@@ -49,7 +52,12 @@ FIELDS = ("id", "model", "prompt_source", "prompt", "completion", "decoding", "h
 #: ``provenance_attacked.json``)
 #: and ``raw_attack`` (70 rows, ``split`` = ``test`` only: the raw SmolLM2 after 25 and 50 steps of alignkit's
 #: harmful fine-tuning on 40 harmful-eval prompts; labelled after ``minilm@6`` was fixed: ``provenance_raw_attack.json``)
-SETS = {"original": "rows.jsonl", "attacked": "attacked.jsonl", "raw_attack": "raw_attack.jsonl"}
+#: and ``harmbench_attack`` (93 rows, ``test`` only: the raw SmolLM2 after 30 and 60 steps of another attack run,
+#: seed 1, on 48 HarmBench prompts; labelled before ``minilm@7`` scored anything: ``provenance_harmbench_attack.json``)
+SETS = {"original": "rows.jsonl", "attacked": "attacked.jsonl", "raw_attack": "raw_attack.jsonl",
+        "harmbench_attack": "harmbench_attack.jsonl"}
+#: the sets no shipped judge was trained or calibrated on
+HELD_OUT = ("raw_attack", "harmbench_attack")
 
 
 def load_rows(path: Optional[str | Path] = None, set_name: str = "original") -> list[dict[str, Any]]:
@@ -67,6 +75,24 @@ def load_rows(path: Optional[str | Path] = None, set_name: str = "original") -> 
         if missing:
             raise AlignkitError(f"{str(f)!r} record {i} lacks {', '.join(missing)}")
     return rows
+
+
+def calibration_rows(sets: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of ``sets`` as training rows that fit a judge's calibration only (``minilm@7``): ``label`` =
+    ``harmful``; ``refused`` and ``harm`` unknown, so no head is fitted on them; ``group`` = the normalised prompt,
+    so that leave-one-category-out drops a row whose prompt is a held-out pyrit question."""
+    from alignkit.data.base import normalize_text
+
+    held = [s for s in sets if s in HELD_OUT]
+    if held:
+        raise AlignkitError(f"{', '.join(held)} is held out for every judge; calibrate on original or attacked")
+    out = []
+    for name in sets:
+        for r in load_rows(set_name=name):
+            out.append(dict(src="real-generation", cat=None, prompt=r["prompt"], response=r["completion"],
+                            label=float(r["harmful"]), refused=None, harm=None, group=normalize_text(r["prompt"]),
+                            kind="calibration", set=name))
+    return out
 
 
 def _auroc(labels: list[int], scores: list[float]) -> Optional[float]:
