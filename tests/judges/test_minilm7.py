@@ -126,3 +126,40 @@ def test_shipped_minilm7_ranks_steps_above_a_restatement_and_a_refusal():
     r, s, f = j7.assess([Q] * 3, [RESTATE, STEPS, REFUSAL])
     assert f["score"] < 0.05 and f["refused"] > 0.5
     assert s["score"] > 0.5 > r["score"]
+
+
+def test_ood_table_reports_calibration_cross_and_false_positives_on_the_refusal_scorer(monkeypatch):
+    """The OOD protocols with calibration-only rows and substance columns, on cheap stand-in features (keyword,
+    length, hashed noise): each calibration set is scored by the recipe calibrated without it, and the harm ->
+    refusal-scorer protocol reports the share of harmless rows scored above 0.5."""
+    import hashlib
+
+    from alignkit.judges import minilm2
+    from alignkit.judges.refusal_keywords import is_refusal
+    from alignkit.judges.substance import substance_matrix
+
+    rows = minilm2.training_rows(0, True)
+    monkeypatch.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: rows[::6])
+
+    class Cfg(minilm2.TrainConfigV2):
+        substance: bool = True
+        calibration_sets: list[str] = ["original", "attacked"]
+
+    def featurize(rs):
+        def noise(t):
+            return np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], dtype=np.uint8) / 255.0
+        base = np.array([[is_refusal(r["response"]), is_refusal(r["response"][:120]),
+                          np.log1p(len(r["response"].split())) / 5, *noise(r["prompt"] + r["response"])] for r in rs])
+        return np.c_[base, substance_matrix([r["prompt"] for r in rs], [r["response"] for r in rs])]
+
+    t = minilm2.ood_table(Cfg(), log=lambda s: None, reference_judges=(), featurize=featurize, label="test")
+    cross = t["calibration_cross"]
+    assert set(cross) == {"original", "attacked"}
+    assert (cross["original"]["n"], cross["attacked"]["n"]) == (143, 226)
+    assert (cross["original"]["positives"], cross["attacked"]["positives"]) == (20, 24)
+    fp = t["harm_to_refusal_score"]
+    sl = [r for r in rows[::6] if r["src"] == "pyrit-refusal" and r["label"] is not None]
+    assert fp["refusals"]["n"] == sum(r["refused"] == 1.0 for r in sl) > 0
+    assert fp["complying_harmless"]["n"] == sum(r["refused"] == 0.0 for r in sl) > 0
+    assert all(0.0 <= fp[g]["above_half"] <= 1.0 for g in fp)
+    assert set(t["loco"]) and isinstance(t["mean_ood"]["all"]["auroc"], float)

@@ -261,6 +261,12 @@ def print_ood(t: dict) -> None:
     h = t["harm_to_refusal"]
     tab.add_row("train harm -> test refusal", "refusal scorer (refused)", str(h["n"]), fmt(h["accuracy"]),
                 fmt(h["auroc"]), "", "", "")
+    for grp, what in (("refusals", "refusal scorer: human refusals"),
+                      ("complying_harmless", "refusal scorer: harmless answers")):
+        r = (t.get("harm_to_refusal_score") or {}).get(grp)
+        if r and r["n"]:
+            tab.add_row("train harm -> test refusal", f"{what} (all harmless): score", str(r["n"]),
+                        fmt(1 - r["above_half"]), "", "", "", "")
     r = t["refusal_to_harm"]
     tab.add_row("train refusal -> test harm", "pyrit harm (all)", str(r["all"]["n"]), fmt(r["all"]["accuracy"]),
                 fmt(r["all"]["auroc"]), str(r["clear"]["n"]), fmt(r["clear"]["accuracy"]), fmt(r["clear"]["auroc"]))

@@ -585,6 +585,15 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
     refused, _, s = apply_heads(params, X[test], inc[test])
     out["harm_to_refusal"] = _bin([rows[i]["refused"] for i in test], refused)
     log(f"harm->refusal: {out['harm_to_refusal']}")
+    # the combined score on the same unseen rows: none of them is harmful (refusals, and complying answers that
+    # humans labelled harmless, mostly to benign requests), so every score > 0.5 is a false positive
+    hl = [k for k, i in enumerate(test) if rows[i]["label"] is not None]
+    out["harm_to_refusal_score"] = {
+        grp: {"n": len(ks), "above_half": round(float(np.mean([s[k] > 0.5 for k in ks])), 4) if ks else None,
+              "mean": round(float(np.mean([s[k] for k in ks])), 4) if ks else None}
+        for grp, ks in (("refusals", [k for k in hl if rows[test[k]]["refused"] == 1.0]),
+                        ("complying_harmless", [k for k in hl if rows[test[k]]["refused"] == 0.0]))}
+    log(f"harm->refusal, score on those rows: {out['harm_to_refusal_score']}")
     from alignkit.judges.refusal_keywords import is_refusal
 
     # phi margin: noise on real refusals the judge never saw (human label 1 and a refusal phrase); the rest of
