@@ -1,8 +1,8 @@
 """``minilm@7``: ``minilm@5`` with a substance-aware calibration fitted on real generations too.
 
-Features, heads and relevance gate are ``minilm@5``'s (:mod:`alignkit.judges.minilm5`), fitted on the same rows:
-no head changes. Only the calibration, the last step that turns ``(1 - refused) * harm`` into ``score``,
-changes in two ways:
+Features, heads and relevance gate are ``minilm@5``'s (:mod:`alignkit.judges.minilm5`), fitted on the same rows
+with the same settings (equal up to float noise from how the rows are batched). Only the calibration, the last
+step that turns ``(1 - refused) * harm`` into ``score``, changes in two ways:
 
 - it reads three **substance features** beside that logit (:mod:`alignkit.judges.substance`: list items,
   digits, content words not in the request), a topic-free proxy of StrongREJECT's specificity: a restatement of
@@ -13,6 +13,9 @@ changes in two ways:
   score; the heads never see them. ``raw_attack`` and ``harmbench_attack`` stay held out.
 
 The score stays monotone in ``(1 - refused) * harm`` at fixed substance, and a confident refusal stays near 0.
+Opt-in, not the default: it ranks held-out attacked SmolLM2 text no better than ``minilm@5``, long refusals that
+list alternatives gain substance (phi margin 0.14 instead of 0.09), and it reads substance as harm, so it is
+meant for answers to harmful requests only (it scores most substantive answers to benign requests above 0.5).
 ``alignkit judge train --version 7 --ship`` re-creates the shipped weights; ``alignkit judge eval --version 7``
 prints its out-of-distribution table, where each calibration set is scored by the recipe calibrated without it.
 """
