@@ -624,7 +624,8 @@ def ood_table(config: TrainConfigV2 | None = None, log: Callable[[str], None] = 
         out["calibration_cross"] = {}
         for name in cal_sets:
             test = [i for i in allidx if _calibration_only(rows[i]) and rows[i]["set"] == name]
-            params = fit_heads(X, rows, [i for i in allidx if i not in set(test)], cfg)
+            held = set(test)
+            params = fit_heads(X, rows, [i for i in allidx if i not in held], cfg)
             _, _, s = apply_heads(params, X[test], inc[test])
             out["calibration_cross"][name] = _bin([rows[i]["label"] for i in test], s)
             log(f"calibrated without {name}, scored on it: {out['calibration_cross'][name]}")
