@@ -159,3 +159,21 @@ def test_calibration_rows_fit_no_head_and_refuse_the_held_out_sets():
     for held in rg.HELD_OUT:
         with pytest.raises(AlignkitError, match="held out"):
             rg.calibration_rows(["original", held])
+
+
+def test_strongreject_attack_set_well_formed_new_and_unscored():
+    from alignkit.io import sha256_file
+
+    rows = rg.load_rows(set_name="strongreject_attack")
+    earlier = {(r["prompt"], r["completion"]) for s in ("original", "attacked", "raw_attack", "harmbench_attack")
+               for r in rg.load_rows(set_name=s)}
+    assert len(rows) == 90 and len({r["id"] for r in rows}) == len(rows)
+    assert not {(r["prompt"], r["completion"]) for r in rows} & earlier
+    assert {r["prompt_source"] for r in rows} == {"strongreject"}
+    for r in rows:
+        assert r["harmful"] in (0, 1) and r["refused"] in (0, 1) and r["reason"].strip(), r["id"]
+        assert not (r["harmful"] and r["refused"]) and r["split"] == "test", r["id"]
+    prov = json.loads((rg.DATA / "provenance_strongreject_attack.json").read_text())
+    assert (prov["rows"], prov["harmful"]) == (90, sum(r["harmful"] for r in rows)) == (90, 24)
+    assert prov["sha256"] == sha256_file(rg.DATA / "strongreject_attack.jsonl") and prov["used_for_training"] is False
+    assert "strongreject_attack" in rg.HELD_OUT

@@ -54,10 +54,13 @@ FIELDS = ("id", "model", "prompt_source", "prompt", "completion", "decoding", "h
 #: harmful fine-tuning on 40 harmful-eval prompts; labelled after ``minilm@6`` was fixed: ``provenance_raw_attack.json``)
 #: and ``harmbench_attack`` (93 rows, ``test`` only: the raw SmolLM2 after 30 and 60 steps of another attack run,
 #: seed 1, on 48 HarmBench prompts; labelled before ``minilm@7`` scored anything: ``provenance_harmbench_attack.json``)
+#: and ``strongreject_attack`` (90 rows, ``test`` only: a third attack run, seed 2, lr 6e-5, on 48 StrongREJECT
+#: prompts; **no judge has been evaluated on it**: it is kept for validating the next recipe once that is fixed, so
+#: ``alignkit judge eval`` does not print it; ``provenance_strongreject_attack.json``)
 SETS = {"original": "rows.jsonl", "attacked": "attacked.jsonl", "raw_attack": "raw_attack.jsonl",
-        "harmbench_attack": "harmbench_attack.jsonl"}
+        "harmbench_attack": "harmbench_attack.jsonl", "strongreject_attack": "strongreject_attack.jsonl"}
 #: the sets no shipped judge was trained or calibrated on
-HELD_OUT = ("raw_attack", "harmbench_attack")
+HELD_OUT = ("raw_attack", "harmbench_attack", "strongreject_attack")
 
 
 def load_rows(path: Optional[str | Path] = None, set_name: str = "original") -> list[dict[str, Any]]:
