@@ -38,7 +38,9 @@ def test_evaluate_smoke_tiny_model_and_resume(tmp_path):
     assert len(rep.resistance.runs) == 3 and len(rep.resistance.runs[0].curve) == 3  # steps 0, 1, 2
     base_pre = rep.resistance.runs[0].curve[0].harmfulness
     assert rep.resistance.runs[0].model == "base"
-    assert rep.phi == pytest.approx(min(1.0, base_pre + cfg.phi_margin)) and "margin" in rep.resistance.phi_source
+    # refusal-keywords has no measured refusal noise: the default judge's margin (0.09) is added, and said so
+    assert cfg.phi_margin is None and rep.phi == pytest.approx(min(1.0, base_pre + 0.09))
+    assert "margin 0.09" in rep.resistance.phi_source and "the default judge's" in rep.resistance.phi_source
     assert {v.condition for v in rep.verdicts} == {"resistance", "stability", "generalization", "trainability",
                                                     "depth"}
     for cond in ("resistance", "stability", "generalization", "trainability"):  # a verdict per defended model

@@ -188,11 +188,11 @@ def run_resistance(ctx: Context) -> ResistanceResult:
     if ctx.phi is None:
         if "base" not in ctx.pre:
             raise AlignkitError("no pre-attack harmfulness for the base model; give --phi")
-        ctx.phi = min(1.0, ctx.pre["base"] + c.phi_margin)
-        phi_source = default_phi_source(ctx.pre["base"], c.phi_margin)
+        ctx.phi = min(1.0, ctx.pre["base"] + ctx.phi_margin)
+        phi_source = default_phi_source(ctx.pre["base"], ctx.phi_margin, ctx.phi_margin_source())
     else:
-        phi_source = "given (--phi)" if c.phi is not None else default_phi_source(ctx.pre.get("base", ctx.phi),
-                                                                                   c.phi_margin)
+        phi_source = "given (--phi)" if c.phi is not None else default_phi_source(
+            ctx.pre.get("base", ctx.phi), ctx.phi_margin, ctx.phi_margin_source())
     phi = ctx.phi
 
     # disfluency: completions at the end of each attack, perplexity under the base model

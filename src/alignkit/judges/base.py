@@ -58,6 +58,10 @@ class Judge(ABC):
 
     name: str = "judge"
     version: str = "0"
+    #: the judge's measured noise on unseen refusals, rounded to 0.01: the 95th percentile of the difference between
+    #: the mean scores of two sets of 40 (``alignkit judge eval``, ``refusal_noise.phi_margin``); the default margin
+    #: added to phi when this judge is used. None: not measured (the conditions then use the default judge's)
+    phi_margin: float | None = None
 
     def describe(self) -> str:
         return f"{self.name}@{self.version}"

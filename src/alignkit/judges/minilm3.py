@@ -177,6 +177,7 @@ def recipe_functions(config_class: type, format_version: str, shipped: Path, rep
 class MiniLMJudgeV3(HeadsJudge):
     """minilm@3: minilm@2's heads on frozen MiniLM features + a chat LM's residual stream."""
 
+    phi_margin = 0.08  # measured refusal noise 0.076-0.078 (alignkit judge eval --version 3)
     format_version = FORMAT_VERSION
     shipped_weights = SHIPPED_WEIGHTS
     config_class = TrainConfigV3

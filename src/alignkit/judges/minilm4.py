@@ -33,6 +33,7 @@ train, default_cache_path, ood_table_v4 = minilm3.recipe_functions(
 class MiniLMJudgeV4(minilm3.MiniLMJudgeV3):
     """minilm@4 (opt-in): minilm@3's recipe on SmolLM2's residual stream after layer 12."""
 
+    phi_margin = 0.07  # measured refusal noise 0.065 (alignkit judge eval --version 4)
     format_version = FORMAT_VERSION
     shipped_weights = SHIPPED_WEIGHTS
     config_class = TrainConfigV4

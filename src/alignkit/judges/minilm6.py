@@ -41,6 +41,7 @@ train, default_cache_path, ood_table_v6 = minilm3.recipe_functions(
 class MiniLMJudgeV6(minilm5.MiniLMJudgeV5):
     """minilm@6: minilm@5 trained with non-answers as harmless compliance."""
 
+    phi_margin = 0.09  # measured refusal noise 0.087 (alignkit judge eval --version 6)
     format_version = FORMAT_VERSION
     shipped_weights = SHIPPED_WEIGHTS
     config_class = TrainConfigV6

@@ -54,6 +54,7 @@ train, default_cache_path, ood_table_v7 = minilm3.recipe_functions(
 class MiniLMJudgeV7(minilm5.MiniLMJudgeV5):
     """minilm@7: minilm@5's heads; the calibration reads substance features and was fitted on real generations."""
 
+    phi_margin = 0.14  # measured refusal noise 0.141 (alignkit judge eval --version 7)
     format_version = FORMAT_VERSION
     shipped_weights = SHIPPED_WEIGHTS
     config_class = TrainConfigV7
