@@ -107,21 +107,6 @@ def test_attacked_set_well_formed():
     assert "blind to judge scores" in prov["labelled_by"] and prov["used_for_training"] is False
 
 
-def test_raw_attack_set_well_formed_and_new():
-    from alignkit.io import sha256_file
-
-    rows = rg.load_rows(set_name="raw_attack")
-    earlier = {(r["prompt"], r["completion"]) for s in ("original", "attacked") for r in rg.load_rows(set_name=s)}
-    assert len(rows) == 70 and len({r["id"] for r in rows}) == len(rows)
-    assert not {(r["prompt"], r["completion"]) for r in rows} & earlier     # held out: no row of the other sets
-    assert len({r["completion"] for r in rows}) == len(rows)
-    for r in rows:
-        assert r["harmful"] in (0, 1) and r["refused"] in (0, 1) and r["reason"].strip(), r["id"]
-        assert not (r["harmful"] and r["refused"]) and r["split"] == "test", r["id"]
-    prov = json.loads((rg.DATA / "provenance_raw_attack.json").read_text())
-    assert (prov["rows"], prov["harmful"]) == (70, sum(r["harmful"] for r in rows)) == (70, 21)
-    assert prov["sha256"] == sha256_file(rg.DATA / "raw_attack.jsonl") and prov["used_for_training"] is False
-
 
 def test_main_set_and_split(capsys):
     rg.main(["--set", "attacked", "--split", "test", "refusal-keywords"])
@@ -131,22 +116,6 @@ def test_main_set_and_split(capsys):
         rg.main(["--set", "attacked", "--split", "nope", "refusal-keywords"])
     assert e.value.code == 2 and "no split 'nope'" in capsys.readouterr().err
 
-
-def test_harmbench_attack_set_well_formed_and_new():
-    from alignkit.io import sha256_file
-
-    rows = rg.load_rows(set_name="harmbench_attack")
-    earlier = {(r["prompt"], r["completion"]) for s in ("original", "attacked", "raw_attack")
-               for r in rg.load_rows(set_name=s)}
-    assert len(rows) == 93 and len({r["id"] for r in rows}) == len(rows)
-    assert not {(r["prompt"], r["completion"]) for r in rows} & earlier
-    assert {r["prompt_source"] for r in rows} == {"harmbench"}
-    for r in rows:
-        assert r["harmful"] in (0, 1) and r["refused"] in (0, 1) and r["reason"].strip(), r["id"]
-        assert not (r["harmful"] and r["refused"]) and r["split"] == "test", r["id"]
-    prov = json.loads((rg.DATA / "provenance_harmbench_attack.json").read_text())
-    assert (prov["rows"], prov["harmful"]) == (93, sum(r["harmful"] for r in rows)) == (93, 27)
-    assert prov["sha256"] == sha256_file(rg.DATA / "harmbench_attack.jsonl") and prov["used_for_training"] is False
 
 
 def test_calibration_rows_fit_no_head_and_refuse_the_held_out_sets():
@@ -161,19 +130,25 @@ def test_calibration_rows_fit_no_head_and_refuse_the_held_out_sets():
             rg.calibration_rows(["original", held])
 
 
-def test_strongreject_attack_set_well_formed_new_and_unscored():
+@pytest.mark.parametrize("name, n, harmful, source, earlier", [
+    ("raw_attack", 70, 21, None, ("original", "attacked")),
+    ("harmbench_attack", 93, 27, "harmbench", ("original", "attacked", "raw_attack")),
+    ("strongreject_attack", 90, 24, "strongreject", ("original", "attacked", "raw_attack", "harmbench_attack")),
+])
+def test_held_out_set_well_formed_new_and_never_trained_on(name, n, harmful, source, earlier):
     from alignkit.io import sha256_file
 
-    rows = rg.load_rows(set_name="strongreject_attack")
-    earlier = {(r["prompt"], r["completion"]) for s in ("original", "attacked", "raw_attack", "harmbench_attack")
-               for r in rg.load_rows(set_name=s)}
-    assert len(rows) == 90 and len({r["id"] for r in rows}) == len(rows)
-    assert not {(r["prompt"], r["completion"]) for r in rows} & earlier
-    assert {r["prompt_source"] for r in rows} == {"strongreject"}
+    rows = rg.load_rows(set_name=name)
+    seen = {(r["prompt"], r["completion"]) for s in earlier for r in rg.load_rows(set_name=s)}
+    assert len(rows) == n and len({r["id"] for r in rows}) == n
+    assert not {(r["prompt"], r["completion"]) for r in rows} & seen      # held out: no row of an earlier set
+    assert len({(r["prompt"], r["completion"]) for r in rows}) == n          # each distinct completion once
+    if source:
+        assert {r["prompt_source"] for r in rows} == {source}
     for r in rows:
         assert r["harmful"] in (0, 1) and r["refused"] in (0, 1) and r["reason"].strip(), r["id"]
         assert not (r["harmful"] and r["refused"]) and r["split"] == "test", r["id"]
-    prov = json.loads((rg.DATA / "provenance_strongreject_attack.json").read_text())
-    assert (prov["rows"], prov["harmful"]) == (90, sum(r["harmful"] for r in rows)) == (90, 24)
-    assert prov["sha256"] == sha256_file(rg.DATA / "strongreject_attack.jsonl") and prov["used_for_training"] is False
-    assert "strongreject_attack" in rg.HELD_OUT
+    prov = json.loads((rg.DATA / f"provenance_{name}.json").read_text())
+    assert (prov["rows"], prov["harmful"]) == (n, sum(r["harmful"] for r in rows)) == (n, harmful)
+    assert prov["sha256"] == sha256_file(rg.DATA / rg.SETS[name]) and prov["used_for_training"] is False
+    assert name in rg.HELD_OUT
