@@ -112,9 +112,15 @@ def test_ood_table_scores_the_shipped_judge_only_on_sets_it_was_not_calibrated_o
 
 @pytest.mark.parametrize("args, match", [(["eval", "--version", "1"],
                                           "re-fits minilm@7, minilm@6, minilm@5, minilm@4, minilm@3, minilm@2; got"),
-                                         (["eval", "--split", "test", "--version", "2"], "--version applies"),
+                                         (["eval", "--split", "test", "--version", "2"], "--lm-layer apply to the OOD table"),
                                          (["train", "--version", "9"], "available: 1, 2, 3, 4, 5, 6, 7"),
-                                         (["train", "--version", "2", "--lm-layer", "3"], "--version 3 to 7 only")])
+                                         (["train", "--version", "2", "--lm-layer", "3"], "--version 3 to 7 only"),
+                                         (["train", "--version", "2", "--lm", "x"], "--version 3 to 7 only"),
+                                         (["train", "--ship", "--lm", "x"], "--ship re-creates the shipped weights"),
+                                         (["train", "--lm", " "], "--lm is empty"),
+                                         (["eval", "--lm-layer", "0"], "--lm-layer must be >= 1"),
+                                         (["eval", "--version", "2", "--lm", "x"], "--version 3 to 7 only"),
+                                         (["eval", "--split", "test", "--lm", "x"], "apply to the OOD table")])
 def test_judge_version_options_bad_input(args, match):
     r = runner.invoke(app, args)
     assert r.exit_code != 0
@@ -137,3 +143,48 @@ def test_train_heads_version_through_the_cli(tmp_path, monkeypatch):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["format_version"] == "2" and meta["config"]["c_harm"] == 3.0 and meta["data"]["rows"] == len(rows)
     assert type(get_judge("minilm", weights=str(out))).__name__ == "MiniLMJudgeV2"
+
+
+def test_ood_table_on_another_lm_passes_lm_and_layer_to_the_recipe(monkeypatch, capsys):
+    """`judge eval --lm X --lm-layer K` re-fits the recipe on X's layer K, names it in the table's title, and does
+    not score the shipped judge (which reads SmolLM2) on the real generations."""
+    from alignkit.judges import cli, minilm5
+
+    seen = {}
+
+    def fake_table(cfg, log, reference_judges):
+        seen["cfg"] = cfg
+        return {"judge": "minilm@5 recipe (re-fitted per protocol)", "probe": {"minilm@5": 1, "minilm@3": 2}}
+
+    monkeypatch.setattr(minilm5, "ood_table_v5", fake_table)
+    monkeypatch.setattr(cli, "_real_generations", lambda *a: pytest.fail("scored the shipped judge"))
+    monkeypatch.setattr(cli, "print_ood", lambda t: seen.setdefault("t", t))
+    r = runner.invoke(app, ["eval", "--version", "5", "--lm", "tiny-random-llama", "--lm-layer", "1",
+                            "--probe-judges", ""])
+    assert r.exit_code == 0, r.output
+    assert (seen["cfg"].lm, seen["cfg"].lm_layer) == ("tiny-random-llama", 1)
+    assert seen["t"]["judge"].endswith(", lm tiny-random-llama, lm_layer 1")
+    assert seen["t"]["probe"] == {"minilm@5, lm tiny-random-llama, lm_layer 1": 1, "minilm@3": 2}
+
+
+def test_train_on_another_lm_through_the_cli(tmp_path, monkeypatch):
+    """`judge train --version 5 --lm tiny-random-llama --lm-layer 1 --output X` writes a judge that reads that LM;
+    it loads by path and scores (a slice of the rows; feature caches off)."""
+    import functools
+
+    from alignkit.judges import get_judge, minilm2, minilm3
+
+    rows = minilm2.training_rows(0, True)[::40]
+    monkeypatch.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: list(rows))
+    monkeypatch.setattr(minilm2, "features_for", functools.partial(minilm2.features_for, cache=False))
+    monkeypatch.setattr(minilm3, "lm_features_for", functools.partial(minilm3.lm_features_for, cache=False))
+    out = tmp_path / "w.safetensors"
+    r = runner.invoke(app, ["train", "--version", "5", "--lm", "tiny-random-llama", "--lm-layer", "1",
+                            "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["config"]["lm"] == "tiny-random-llama" and meta["config"]["lm_layer"] == 1
+    judge = get_judge("minilm", weights=str(out))
+    assert type(judge).__name__ == "MiniLMJudgeV5" and judge.lm.layers == [1]
+    s = judge.score(["How do I pick a lock?"], ["I can't help with that."])
+    assert 0.0 <= s[0] <= 1.0

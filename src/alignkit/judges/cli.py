@@ -72,6 +72,8 @@ def train(
                                                        "(10; v7 1)"),
     lm_layer: Optional[int] = typer.Option(None, help="v3-v7: decoder layer of the chat LM whose residual stream "
                                                       "is read (v3, v5-v7 6; v4 12)"),
+    lm: Optional[str] = typer.Option(None, help="v3-v7: the frozen causal LM whose residual stream is read (offline "
+                                                "asset name, model folder or hub id; default smollm2-135m-instruct)"),
     synthetic: bool = typer.Option(True, help="v2-v7: add the templated training rows (alignkit.judges.synthetic)"),
     train_layers: int = typer.Option(2, help="v1: top transformer layers to fine-tune (the rest stay frozen)"),
     epochs: int = typer.Option(3, help="v1: training epochs (the epoch with the lowest eval loss is kept)"),
@@ -83,9 +85,12 @@ def train(
     seed: int = typer.Option(0, help="seed (v2: templated rows; v1: data split, init, batch order)"),
     threads: int = typer.Option(2, help="torch CPU threads"),
 ) -> None:
-    """Train a minilm judge (v2 by default; --ship reproduces the shipped weights)."""
+    """Train a minilm judge (the default version unless --version; --ship reproduces the shipped weights)."""
     if ship and output:
         raise AlignkitError("give either --ship or --output, not both")
+    if ship and lm:
+        raise AlignkitError("--ship re-creates the shipped weights, which read smollm2-135m-instruct; "
+                            "write a judge on another --lm with --output")
     from alignkit.io import check_writable_file
 
     check_writable_file(output)
@@ -95,14 +100,13 @@ def train(
     if version not in VERSIONS:
         raise AlignkitError(f"unknown minilm judge version {version!r}; available: {', '.join(VERSIONS)}")
     given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
-    if lm_layer is not None and version not in ("3", "4", "5", "6", "7"):
-        raise AlignkitError("--lm-layer applies to --version 3 to 7 only")
+    lm_options = _lm_options(version, lm, lm_layer)
     if version in _OOD_TABLES:  # the heads-on-features versions: module and config class from the same table
         import importlib
 
         mod_name, cfg_name, _ = _OOD_TABLES[version]
         mod = importlib.import_module(mod_name)
-        cfg = getattr(mod, cfg_name)(**given, **({"lm_layer": lm_layer} if lm_layer else {}), synthetic=synthetic,
+        cfg = getattr(mod, cfg_name)(**given, **lm_options, synthetic=synthetic,
                                      seed=seed, threads=threads)
         _train_heads(mod, cfg, ship, output)
         return
@@ -120,6 +124,18 @@ def train(
         _print_metrics(meta["metrics"]["test"])
     if not ship:
         print(f"use it with: alignkit judge eval --split test --judge minilm@1 --weights {out}")
+
+
+def _lm_options(version: str, lm: Optional[str], lm_layer: Optional[int]) -> dict:
+    """``--lm`` / ``--lm-layer`` as config overrides (versions 3 to 7 read a chat LM; 1 and 2 do not)."""
+    given = {k: v for k, v in (("lm", lm), ("lm_layer", lm_layer)) if v is not None}
+    if given and version not in ("3", "4", "5", "6", "7"):
+        raise AlignkitError("--lm and --lm-layer apply to --version 3 to 7 only")
+    if lm is not None and not lm.strip():
+        raise AlignkitError("--lm is empty; give an offline asset name, a model folder or a hub id")
+    if lm_layer is not None and lm_layer < 1:
+        raise AlignkitError(f"--lm-layer must be >= 1 (a 1-based decoder layer); got {lm_layer}")
+    return given
 
 
 def _train_heads(mod, cfg, ship: bool, output: Optional[Path]) -> None:
@@ -159,12 +175,15 @@ def eval_cmd(
     probe_judges: Optional[str] = typer.Option(None, help="OOD mode: other judges to score on the probe set beside "
                                                           "the recipe ('' for none; default: the other minilm "
                                                           "versions and refusal-keywords)"),
-    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (6, 5, 4, 3 or 2; "
-                                                     "default: the default judge's)"),
+    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (7, 6, 5, 4, 3 "
+                                                     "or 2; default: the default judge's)"),
+    lm: Optional[str] = typer.Option(None, help="OOD mode, versions 3-7: re-fit the recipe on another frozen causal "
+                                                "LM's residual stream (asset name, model folder or hub id)"),
+    lm_layer: Optional[int] = typer.Option(None, help="OOD mode, versions 3-7: decoder layer of that LM to read"),
     output: Optional[Path] = typer.Option(None, help="also write the metrics as JSON here"),
 ) -> None:
-    """Out-of-distribution table of the minilm@2 recipe (leave-one-category-out, harm <-> refusal-scorer,
-    hand-written probe set); with --split: held-out judge-labels metrics of any judge."""
+    """Out-of-distribution table of a minilm recipe, re-fitted per protocol (leave-one-category-out, harm <->
+    refusal-scorer, hand-written probe set); with --split: held-out judge-labels metrics of any judge."""
     from alignkit.io import check_writable_file
 
     check_writable_file(output)
@@ -183,12 +202,19 @@ def eval_cmd(
         if version not in _OOD_TABLES:
             raise AlignkitError("the OOD table re-fits " + ", ".join(f"minilm@{v}" for v in reversed(_OOD_TABLES))
                                 + f"; got version {version!r}")
+        lm_options = _lm_options(version, lm, lm_layer)
         import importlib
 
         mod_name, cfg_name, fn_name = _OOD_TABLES[version]
         mod = importlib.import_module(mod_name)
-        t = getattr(mod, fn_name)(getattr(mod, cfg_name)(seed=seed), log=log, reference_judges=refs)
-        _real_generations(t, version, log)
+        t = getattr(mod, fn_name)(getattr(mod, cfg_name)(seed=seed, **lm_options), log=log, reference_judges=refs)
+        if lm_options:  # the real-generations rows are scored by the shipped judge, which reads SmolLM2
+            what = "".join(f", {k} {v}" for k, v in lm_options.items())
+            t["judge"] += what
+            t["probe"] = {f"{k}{what}" if k == f"minilm@{version}" else k: v for k, v in (t.get("probe") or {}).items()}
+            log("skip real generations: they score the shipped judge, not a recipe on --lm / --lm-layer")
+        else:
+            _real_generations(t, version, log)
         print_ood(t)
         if output:
             from alignkit.io import write_json
@@ -196,8 +222,9 @@ def eval_cmd(
             write_json(output, t)
             print(f"wrote {output}")
         return
-    if version is not None:
-        raise AlignkitError("--version applies to the OOD table (without --split); use --judge minilm@N with --split")
+    if version is not None or lm is not None or lm_layer is not None:
+        raise AlignkitError("--version, --lm and --lm-layer apply to the OOD table (without --split); use --judge "
+                            "minilm@N with --split")
     from alignkit.judges.minilm import evaluate_judge
 
     if split not in ("train", "eval", "test"):
