@@ -1,7 +1,7 @@
-"""Scoring speed of the harm judges (completions per second), the default minilm@3 beside minilm@2 in the same run.
+"""Scoring speed of the harm judges (completions per second), the default minilm@5 beside minilm@3 in the same run.
 
     python benchmarks/judge_speed.py [--n 256] [--threads 2] [--words 40]
-        [--judges minilm@3,minilm@2,refusal-keywords,minilm@3+bf16]
+        [--judges minilm@5,minilm@3,refusal-keywords,minilm@5+bf16]
 
 Inputs: n (prompt, completion) pairs from the templated judge data (alignkit.judges.synthetic), with each
 completion cut or repeated to about ``--words`` words (the demo generates 40-50 new tokens). 40 distinct prompts,
@@ -11,7 +11,8 @@ costs like tokenizer warm-up). On a shared machine absolute numbers vary; compar
 would give without other jobs, assuming the threads would be kept busy). The 1-minute load average before and
 after each judge is printed with it: on a box with more runnable jobs than cores, wall-clock rates fall and waiting
 OpenMP threads inflate the CPU time, so compare judges within one run. ``--judges`` takes judge specs with options
-(``minilm@3:precision=bfloat16``, the same as ``minilm@3+bf16``).
+(``minilm@5:precision=bfloat16``, the same as ``minilm@5+bf16``). The first judge's rate is also reported as
+a ratio to the second's, measured in the same run.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--words", type=int, default=40)
-    ap.add_argument("--judges", default="minilm@3,minilm@2,refusal-keywords")
+    ap.add_argument("--judges", default="minilm@5,minilm@3,refusal-keywords")
     a = ap.parse_args()
     import torch
 
