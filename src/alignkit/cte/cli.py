@@ -47,9 +47,21 @@ def _check_method(method: str) -> str:
 
 
 def _check_model_dir(model_dir: Optional[Path]) -> Optional[Path]:
-    if model_dir is not None and not model_dir.is_dir():
-        raise AlignkitError(f"--model-dir {model_dir} is not a folder; pass the folder 'alignkit cte train --out' wrote")
+    """The weights folder exists and its reward and policy files load (else one line, before any work)."""
+    if model_dir is not None:
+        if not model_dir.is_dir():
+            raise AlignkitError(f"--model-dir {model_dir} is not a folder; pass the folder "
+                                "'alignkit cte train --out' wrote")
+        from alignkit.cte.models import load_models
+
+        load_models(model_dir)
     return model_dir
+
+
+def _check_seed(seed: int) -> int:
+    from alignkit.cte.core import check_seed
+
+    return check_seed(seed, "--seed")
 
 
 def _check_options(weights: str, realisticness: str, env: str) -> None:
@@ -72,6 +84,15 @@ def _writable(out: Path) -> Path:
         return check_writable_dir(out)
     except AlignkitError as e:
         raise AlignkitError(str(e).replace("--output-dir", "--out")) from None
+
+
+def _writable_run(out: Path) -> None:
+    """Before any work: an existing run folder (and its gallery/) can be written; a missing one is reported
+    by the loader ('no ctes_*.jsonl' / 'not found')."""
+    if out.exists():
+        _writable(out)
+        if (out / "gallery").exists():
+            _writable(out / "gallery")
 
 
 def _at_least(name: str, value: Optional[int], low: int = 1) -> None:
@@ -122,15 +143,16 @@ def _print_table(res: dict) -> None:
 
 def _evaluate(out: Path, seeds: int, epochs: int = 150, command: str = "evaluate", n_trains=None) -> dict:
     from alignkit.cte.models import load_meta
-    from alignkit.cte.pipeline import evaluate_run, plot_curves, results_markdown
+    from alignkit.cte.pipeline import evaluate_run, json_safe, plot_curves, results_markdown
     from alignkit.io import atomic_write_text, write_json
     from alignkit.provenance import Provenance
 
+    _writable_run(out)
     res = evaluate_run(out, seeds=seeds, epochs=epochs, n_trains=n_trains)
     res["provenance"] = Provenance(model="alignkit/cte/weights (AIRL g(s) + PPO policy)",
                                    data={"env": load_meta().get("env", "emergency-v2")}, seed=0,
                                    command=command).model_dump()
-    write_json(out / "results.json", res)
+    write_json(out / "results.json", json_safe(res))
     atomic_write_text(out / "results.md", results_markdown(res))
     plot_curves(res, out / "gallery" / "curves.png")
     _print_table(res)
@@ -146,6 +168,9 @@ def _show(out: Path, method: str, index: int, gallery: int) -> tuple[Path, Path]
     rows = load_ctes(out, method)
     if not 0 <= index < len(rows):
         raise AlignkitError(f"--index {index} is out of range; {method} has CTEs 0..{len(rows) - 1}")
+    others = {m: rows if m == method else load_ctes(out, m)  # every file checked before anything is drawn
+              for m in METHODS if (out / f"ctes_{m}.jsonl").exists()}
+    _writable_run(out)
 
     def png_for(m, i, r):
         so, sc = replay(r)
@@ -155,10 +180,8 @@ def _show(out: Path, method: str, index: int, gallery: int) -> tuple[Path, Path]
 
     png = png_for(method, index, rows[index])
     items = []
-    for m in METHODS:
-        if not (out / f"ctes_{m}.jsonl").exists():
-            continue
-        for i, r in enumerate(load_ctes(out, m)[:gallery]):
+    for m, m_rows in others.items():
+        for i, r in enumerate(m_rows[:gallery]):
             p = png_for(m, i, r)
             items.append(dict(png=p.name, method=m, index=i, start=r["start"], quality=r["quality"],
                               mean_reward_orig=r["mean_reward_orig"], mean_reward_cf=r["mean_reward_cf"], raw=r["raw"]))
@@ -185,6 +208,7 @@ def train(out: Path = typer.Option(DEFAULT_RUN / "weights", help="folder for the
 
     if demos < 1 or timesteps < 2048:
         raise AlignkitError("--demos must be >= 1 and --timesteps >= 2048")
+    _check_seed(seed)
     _writable(out)
     torch.set_num_threads(1)
     meta = train_airl(out, n_demos=demos, total_steps=timesteps, seed=seed, log=console.print)
@@ -207,9 +231,11 @@ def generate_cmd(method: str = typer.Option("mcto", "--method", "-m", help="mcto
     """Generate N CTEs with one method and write them to OUT/ctes_<method>.jsonl."""
     _check_method(method)
     _at_least("-n", n)
+    _check_seed(seed)
     _at_least("--n-starts", n_starts)
     _at_least("--n-iter", n_iter)
     _check_options(weights, realisticness, env)
+    _check_model_dir(model_dir)
     _writable(out)
     settings = {}
     if method == "mcto":
@@ -217,7 +243,7 @@ def generate_cmd(method: str = typer.Option("mcto", "--method", "-m", help="mcto
             settings["n_starts"] = n_starts
         if n_iter is not None:
             settings["n_iter"] = n_iter
-    _generate(method, n, out, seed, _check_model_dir(model_dir), settings, weights, realisticness, env)
+    _generate(method, n, out, seed, model_dir, settings, weights, realisticness, env)
 
 
 @app.command()
@@ -255,12 +281,16 @@ def explain(trajectory: Path = typer.Argument(..., help="JSON file {'layout_seed
             realisticness: str = typer.Option("signed", help=REAL_HELP),
             env: str = typer.Option("emergency-v2", help="environment id")):
     """Explain one trajectory of your own (a layout and its actions) with one CTE; writes a PNG."""
-    from alignkit.cte.pipeline import explain_trajectory
+    from alignkit.cte.env import make_env
+    from alignkit.cte.pipeline import explain_trajectory, read_trajectory
 
     _check_method(method)
+    _check_seed(seed)
     _check_options(weights, realisticness, env)
+    read_trajectory(trajectory, make_env(env))  # a bad file is reported before anything is created
+    _check_model_dir(model_dir)
     _writable(out)
-    png = explain_trajectory(trajectory, method, out, seed=seed, weights=_check_model_dir(model_dir),
+    png = explain_trajectory(trajectory, method, out, seed=seed, weights=model_dir,
                              scorer_weights=weights, realisticness=realisticness, env_id=env)
     console.print(f"PNG -> {png}")
 
@@ -284,10 +314,11 @@ def pipeline(preset: str = typer.Option("quick", help="quick (minutes) | paper (
     p = PRESETS[preset]
     _at_least("-n", n)
     _at_least("--seeds", seeds)
+    _check_seed(seed)
     weights = weights or p.weights
     _check_options(weights, realisticness, env)
-    out = _writable(out or DEFAULT_RUN / preset)
     _check_model_dir(model_dir)
+    out = _writable(out or DEFAULT_RUN / preset)
     n = n if n is not None else p.n
     t0 = time.perf_counter()
     for m in METHODS:

@@ -115,6 +115,16 @@ class CTE:
         return len(self.cf)
 
 
+MAX_SEED = 2**32 - 1  # numpy, torch and stable-baselines3 all accept seeds in 0..2**32-1
+
+
+def check_seed(seed, flag: str = "--seed") -> int:
+    """``seed`` is an integer in 0..2**32-1 (what every seeded library accepts), else a user error."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise AlignkitError(f"{flag} must be in 0..2**32-1 (got {seed!r:.40}); pass a non-negative integer seed")
+    return int(seed)
+
+
 def check_env(env) -> None:
     """Raise AlignkitError when ``env`` lacks what the generators need."""
     import gymnasium as gym

@@ -56,6 +56,7 @@ for _i in range(SIZE * SIZE):
         _WALL[_i] = 1.0
 _WALL_MASK = sum(1 << i for i in range(SIZE * SIZE) if _WALL[i])
 _INTERIOR = [i for i in range(SIZE * SIZE) if not _WALL[i]]  # all 36 interior cells, G included
+_INTERIOR_SET = frozenset(_INTERIOR)
 _ROW = np.arange(SIZE * SIZE) // SIZE
 _COL = np.arange(SIZE * SIZE) % SIZE
 
@@ -74,8 +75,52 @@ class EmergencyState(NamedTuple):
                 "t": self.t, "rescued": self.rescued}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EmergencyState":
-        return cls(int(d["player"]), int(d["citizens"]), int(d["houses"]), int(d["t"]), int(d["rescued"]))
+    def from_dict(cls, d: dict, max_steps: int = MAX_STEPS) -> "EmergencyState":
+        """The state stored by :meth:`to_dict`, checked against the grid: ``ValueError`` (one line saying
+        which field is wrong) for a missing key, a wrong type or a value no episode can reach."""
+        return check_state(d, max_steps)
+
+
+_MASK_FIELDS = ("citizens", "houses")
+_INT_FIELDS = ("player", "t", "rescued")
+
+
+def _as_int(d: dict, key: str) -> int:
+    v = d[key]
+    if key in _MASK_FIELDS and isinstance(v, str) and v.isascii() and v.isdigit():
+        return int(v)  # masks are stored as decimal strings (they exceed JSON's safe integers)
+    if isinstance(v, bool) or not isinstance(v, int):
+        kind = "a bitmask of cells (a non-negative decimal string)" if key in _MASK_FIELDS else "an integer"
+        raise ValueError(f"{key} must be {kind}, got {v!r:.40}")
+    return v
+
+
+def check_state(d, max_steps: int = MAX_STEPS) -> EmergencyState:
+    """An :class:`EmergencyState` from a dict (as :meth:`EmergencyState.to_dict` writes it) after checking
+    every field against the grid; ``ValueError`` with a one-line reason otherwise."""
+    if not isinstance(d, dict):
+        raise ValueError(f"the state must be an object with {', '.join(EmergencyState._fields)}")
+    missing = [k for k in EmergencyState._fields if k not in d]
+    if missing:
+        raise ValueError(f"the state lacks {', '.join(missing)}")
+    player, citizens, houses, t, rescued = (_as_int(d, k) for k in EmergencyState._fields)
+    if player not in _INTERIOR_SET:
+        raise ValueError(f"player must be an interior cell index r*8+c with r, c in 1..{SIZE - 2}, got {player}")
+    for name, mask, most in (("citizens", citizens, N_CITIZENS), ("houses", houses, N_HOUSES)):
+        if not 0 <= mask < 1 << (SIZE * SIZE) or mask & _WALL_MASK:
+            raise ValueError(f"{name} must be a bitmask of interior cells, got {mask}")
+        if mask.bit_count() > most:
+            raise ValueError(f"{name} marks {mask.bit_count()} cells; at most {most}")
+    if citizens & houses:
+        raise ValueError("citizens and houses share a cell")
+    if houses >> player & 1:
+        raise ValueError("player stands on a house")
+    if not 0 <= t <= max_steps:
+        raise ValueError(f"t must be in 0..{max_steps}, got {t}")
+    if not 0 <= rescued <= N_CITIZENS - citizens.bit_count():
+        raise ValueError(f"rescued must be in 0..{N_CITIZENS - citizens.bit_count()} "
+                         f"({N_CITIZENS} citizens in all), got {rescued}")
+    return EmergencyState(player, citizens, houses, t, rescued)
 
 
 _PLANES: dict[int, np.ndarray] = {}

@@ -72,8 +72,40 @@ class NumpyMLP:
         return h
 
 
-def _layers(sd: dict, prefixes: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(sd[p + ".weight"].numpy(), sd[p + ".bias"].numpy()) for p in prefixes]
+def _bad_weights(path: Path) -> AlignkitError:
+    return AlignkitError(f"{path} is not a valid weights file; retrain with 'alignkit cte train --out {path.parent}' "
+                         "or pass --model-dir pointing at a folder with trained weights")
+
+
+def _load(path: Path) -> dict:
+    """The tensors of a safetensors file; a truncated, foreign or corrupt file is a user error."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception:  # SafetensorError, OSError, ValueError ... all mean: not our weights
+        raise _bad_weights(path) from None
+
+
+def _layers(sd: dict, prefixes: list[str], path: Path, in_dim: int = OBS_DIM,
+            out_dim: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Weight and bias of each linear layer, checked: present, float, chained shapes from ``in_dim`` to
+    ``out_dim``, finite values (else the file is not a valid weights file)."""
+    out = []
+    width = in_dim
+    for p in prefixes:
+        try:
+            w, b = sd[p + ".weight"].float().numpy(), sd[p + ".bias"].float().numpy()
+        except (KeyError, AttributeError, TypeError, RuntimeError):
+            raise _bad_weights(path) from None
+        if w.ndim != 2 or b.shape != (w.shape[0],) or w.shape[1] != width \
+                or not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise _bad_weights(path)
+        width = w.shape[0]
+        out.append((w, b))
+    if width != out_dim:
+        raise _bad_weights(path)
+    return out
 
 
 def _check_dir(weights_dir: str | Path | None) -> Path:
@@ -89,11 +121,10 @@ class RewardModel:
     """g(s) (and h(s)) in numpy: ``reward(obs) -> float``."""
 
     def __init__(self, weights_dir: str | Path | None = None):
-        from safetensors.torch import load_file
-
-        sd = load_file(str(_check_dir(weights_dir) / REWARD_FILE))
-        self.g = NumpyMLP(_layers(sd, ["g.1", "g.3", "g.5"]), "relu")
-        self.h = NumpyMLP(_layers(sd, ["h.1", "h.3", "h.5"]), "relu")
+        path = _check_dir(weights_dir) / REWARD_FILE
+        sd = _load(path)
+        self.g = NumpyMLP(_layers(sd, ["g.1", "g.3", "g.5"], path), "relu")
+        self.h = NumpyMLP(_layers(sd, ["h.1", "h.3", "h.5"], path), "relu")
 
     def __call__(self, obs: np.ndarray) -> float:
         return float(self.g(obs)[0, 0])
@@ -106,11 +137,10 @@ class PolicyModel:
     """The PPO actor in numpy: ``policy(obs) -> action probabilities``."""
 
     def __init__(self, weights_dir: str | Path | None = None):
-        from safetensors.torch import load_file
-
-        sd = load_file(str(_check_dir(weights_dir) / POLICY_FILE))
-        self.net = NumpyMLP(_layers(sd, ["mlp_extractor.policy_net.0", "mlp_extractor.policy_net.2", "action_net"]),
-                            "tanh")
+        path = _check_dir(weights_dir) / POLICY_FILE
+        sd = _load(path)
+        self.net = NumpyMLP(_layers(sd, ["mlp_extractor.policy_net.0", "mlp_extractor.policy_net.2", "action_net"],
+                                    path, out_dim=N_ACTIONS), "tanh")
 
     def logits(self, obs: np.ndarray) -> np.ndarray:
         return self.net(obs)
@@ -122,7 +152,8 @@ class PolicyModel:
 
 
 def load_models(weights_dir: str | Path | None = None) -> tuple[PolicyModel, RewardModel]:
-    return PolicyModel(weights_dir), RewardModel(weights_dir)
+    reward = RewardModel(weights_dir)  # the reward file first: the one a bad folder most likely names
+    return PolicyModel(weights_dir), reward
 
 
 def load_meta(weights_dir: str | Path | None = None) -> dict:
@@ -136,12 +167,15 @@ def policy_kwargs() -> dict:
 
 def load_sb3_policy(weights_dir: str | Path | None = None):
     """Rebuild the stable-baselines3 ActorCriticPolicy and load the safetensors state_dict into it."""
-    from safetensors.torch import load_file
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     from alignkit.cte.env import EmergencyEnv
 
     env = EmergencyEnv()
     pol = ActorCriticPolicy(env.observation_space, env.action_space, lambda _: 3e-4, **policy_kwargs())
-    pol.load_state_dict(load_file(str(_check_dir(weights_dir) / POLICY_FILE)))
+    path = _check_dir(weights_dir) / POLICY_FILE
+    try:
+        pol.load_state_dict(_load(path))
+    except RuntimeError:  # missing / unexpected keys or wrong shapes
+        raise _bad_weights(path) from None
     return pol.eval()

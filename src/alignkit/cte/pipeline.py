@@ -11,6 +11,7 @@ A run folder holds:
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,9 @@ from typing import Callable
 import numpy as np
 
 from alignkit.cte import dac, mcto, random_gen  # noqa: F401  (register the generators)
-from alignkit.cte.core import CTE, GENERATORS, Model, Segment, rollout
+from alignkit.cte.core import CTE, GENERATORS, MAX_SEED, Model, Segment, check_seed, rollout
 from alignkit.cte.criteria import CRITERIA, Scorer, check_realisticness, check_weights
-from alignkit.cte.env import DEFAULT_ENV, EmergencyEnv, EmergencyState, make_env
+from alignkit.cte.env import DEFAULT_ENV, EmergencyEnv, EmergencyState, check_state, make_env
 from alignkit.cte.features import cte_features
 from alignkit.cte.models import load_models
 from alignkit.errors import AlignkitError
@@ -106,7 +107,10 @@ def cte_to_dict(cte: CTE, seed: int, scorer: Scorer) -> dict:
 def replay(d: dict, env: EmergencyEnv | None = None) -> tuple[list[EmergencyState], list[EmergencyState]]:
     """Re-simulate the states of a stored CTE: (original states, counterfactual states)."""
     env = env or EmergencyEnv()
-    start = EmergencyState.from_dict(d["start_state"])
+    try:
+        start = EmergencyState.from_dict(d["start_state"], env.max_steps)
+    except (KeyError, ValueError) as e:
+        raise AlignkitError(f"a CTE holds a malformed start_state ({e}); regenerate the file") from None
     for acts in (d["orig_actions"], d["cf_actions"]):
         if not all(isinstance(a, int) and 0 <= a < env.action_space.n for a in acts):
             raise AlignkitError("a CTE holds an action outside 0..8; the file is malformed")
@@ -131,6 +135,7 @@ def generate(method: str, n: int, run_dir: str | Path, seed: int = 0, weights: s
     gen_cls = GENERATORS.get(method)
     if n < 1:
         raise AlignkitError(f"-n must be at least 1 (got {n})")
+    check_seed(seed)
     check_weights(scorer_weights)
     check_realisticness(realisticness)
     run_dir = Path(run_dir)
@@ -157,6 +162,22 @@ def generate(method: str, n: int, run_dir: str | Path, seed: int = 0, weights: s
     return rows
 
 
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, inf) replaced by None, so the JSON written is valid
+    (``json.dumps`` would write bare NaN/Infinity, which strict readers reject)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 def read_trajectory(path: str | Path, env: EmergencyEnv) -> tuple[EmergencyState, list[int]]:
     """A user's trajectory file: JSON with ``actions`` (a flat list of action ids) and either
     ``layout_seed`` (the layout ``env.reset(seed=...)`` draws) or ``start_state`` (as stored in CTE files)."""
@@ -178,13 +199,18 @@ def read_trajectory(path: str | Path, env: EmergencyEnv) -> tuple[EmergencyState
         raise AlignkitError(f"'actions' in {path} must hold 1..{env.max_steps} action ids in 0..{n_act - 1}")
     if "start_state" in d:
         try:
-            start = EmergencyState.from_dict(d["start_state"])
-        except (KeyError, TypeError, ValueError):
-            raise AlignkitError(f"'start_state' in {path} needs player, citizens, houses, t, rescued") from None
+            start = check_state(d["start_state"], env.max_steps)
+        except ValueError as e:
+            raise AlignkitError(f"start_state out of range in {path}: {e}; copy a start_state from a CTE file "
+                                "or use 'layout_seed'") from None
         if start.t + len(acts) > env.max_steps:
             raise AlignkitError(f"the trajectory in {path} runs past the episode end ({env.max_steps} actions)")
-    elif isinstance(d.get("layout_seed"), int):
-        env.reset(seed=d["layout_seed"])
+    elif "layout_seed" in d:
+        seed = d["layout_seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise AlignkitError(f"layout_seed out of range in {path}: got {seed!r:.40}; "
+                                "use an integer in 0..2**32-1")
+        env.reset(seed=seed)
         start = env.get_state()
     else:
         raise AlignkitError(f"{path} needs an integer 'layout_seed' or a 'start_state'")
@@ -198,6 +224,7 @@ def explain_trajectory(path: str | Path, method: str, out: str | Path, seed: int
     from alignkit.cte.core import extend
     from alignkit.cte.render import draw_cte
 
+    check_seed(seed)
     env = make_env(env_id)
     start, acts = read_trajectory(path, env)
     gen_cls = GENERATORS.get(method)
@@ -214,7 +241,7 @@ def explain_trajectory(path: str | Path, method: str, out: str | Path, seed: int
         raise AlignkitError("no action anywhere in this trajectory leads to a state other than the original's; "
                             "there is nothing to contrast")
     row = cte_to_dict(ctes[0], seed, scorer)
-    write_json(out / f"cte_{method}.json", row)
+    write_json(out / f"cte_{method}.json", json_safe(row))
     return draw_cte(ctes[0].orig.states, ctes[0].cf.states, row["orig_actions"], row["cf_actions"],
                     row["orig_rewards"], row["cf_rewards"], out / f"cte_{method}.png",
                     header=f"{method} CTE: start t={row['start']}, quality {row['quality']:.2f}")
@@ -257,8 +284,67 @@ def load_or_fit_normaliser(run_dir: Path, env, model: Model, seed: int = 0, weig
 
 
 ROW_KEYS = {"start": int, "start_state": dict, "orig_actions": list, "cf_actions": list,
+            "orig_rewards": list, "cf_rewards": list,
             "mean_reward_orig": (int, float), "mean_reward_cf": (int, float), "quality": (int, float),
             "features_orig": list, "features_cf": list, "raw": dict, "norm": dict, "seconds": (int, float)}
+N_FEATURES = 46
+MAX_ABS = 1e9  # no stored number comes near this; larger ones overflow the statistics of the evaluation
+
+
+class BadField(ValueError):
+    """A CTE record field that is missing, of the wrong type or out of range."""
+
+    def __init__(self, key: str, why: str, missing: bool = False):
+        super().__init__(why)
+        self.key, self.why, self.missing = key, why, missing
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= MAX_ABS
+
+
+def check_cte_row(r, env: EmergencyEnv | None = None) -> dict:
+    """Check one stored CTE record fully (types, lengths, finite numbers, the start state against the grid,
+    actions in range); raise :class:`BadField` naming the first bad field. Returns the record."""
+    env = env or EmergencyEnv()
+    if not isinstance(r, dict):
+        raise BadField("", "not a JSON object")
+    for k, typ in ROW_KEYS.items():
+        if k not in r:
+            raise BadField(k, "missing", missing=True)
+        if not isinstance(r[k], typ) or isinstance(r[k], bool):
+            raise BadField(k, f"must be {getattr(typ, '__name__', 'a number')}")
+    try:
+        state = check_state(r["start_state"], env.max_steps)
+    except ValueError as e:
+        raise BadField("start_state", str(e)) from None
+    if not 0 <= r["start"] < env.max_steps:
+        raise BadField("start", f"must be in 0..{env.max_steps - 1}")
+    n_act = env.action_space.n
+    for k in ("orig_actions", "cf_actions"):
+        acts = r[k]
+        if not acts or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < n_act for a in acts):
+            raise BadField(k, f"must be a non-empty list of action ids in 0..{n_act - 1}")
+        if state.t + len(acts) > env.max_steps:
+            raise BadField(k, f"runs past the episode end ({env.max_steps} steps)")
+    if len(r["orig_actions"]) != len(r["cf_actions"]):
+        raise BadField("cf_actions", "must be as long as orig_actions")
+    for k, ak in (("orig_rewards", "orig_actions"), ("cf_rewards", "cf_actions")):
+        if len(r[k]) != len(r[ak]) or not all(_number(x) for x in r[k]):
+            raise BadField(k, f"must be {len(r[ak])} finite numbers (one per action)")
+    for k in ("features_orig", "features_cf"):
+        if len(r[k]) != N_FEATURES or not all(_number(x) for x in r[k]):
+            raise BadField(k, f"must be a flat list of {N_FEATURES} finite numbers")
+    for k in ("mean_reward_orig", "mean_reward_cf", "quality", "seconds", "cpu_seconds"):
+        if k in r and not _number(r[k]):
+            raise BadField(k, "must be a finite number")
+    for k in ("seconds", "cpu_seconds"):
+        if k in r and r[k] < 0:
+            raise BadField(k, "must not be negative")
+    for k in ("raw", "norm"):
+        if any(c not in r[k] for c in CRITERIA) or not all(_number(v) for v in r[k].values()):
+            raise BadField(k, f"must map each of {', '.join(CRITERIA)} to a finite number")
+    return r
 
 
 def load_ctes(run_dir: str | Path, method: str) -> list[dict]:
@@ -266,23 +352,33 @@ def load_ctes(run_dir: str | Path, method: str) -> list[dict]:
     p = Path(run_dir) / f"ctes_{method}.jsonl"
     if not p.exists():
         raise AlignkitError(f"{p} not found; run 'alignkit cte generate --method {method} --out {run_dir}' first")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise AlignkitError(f"cannot read {p} ({e.strerror or e}); regenerate it with "
+                            "'alignkit cte generate'") from None
+    env = EmergencyEnv()
     rows = []
-    for no, line in enumerate(p.read_text().splitlines(), 1):
+    for no, raw_line in enumerate(data.splitlines(), 1):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AlignkitError(f"{p} line {no} is not UTF-8 text; regenerate the file with "
+                                "'alignkit cte generate'") from None
         if not line.strip():
             continue
         try:
             r = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise AlignkitError(f"{p} line {no} is not JSON; regenerate it with 'alignkit cte generate'") from None
         if not isinstance(r, dict):
             raise AlignkitError(f"{p} line {no} is not a JSON object; regenerate it with 'alignkit cte generate'")
-        for k, typ in ROW_KEYS.items():
-            if not isinstance(r.get(k), typ) or isinstance(r.get(k), bool):
-                raise AlignkitError(f"{p} line {no}: field {k!r} is missing or has the wrong type; "
-                                    "regenerate the file with 'alignkit cte generate'")
-        if len(r["features_orig"]) != 46 or len(r["features_cf"]) != 46 or not r["cf_actions"] \
-                or len(r["orig_actions"]) != len(r["cf_actions"]):
-            raise AlignkitError(f"{p} line {no}: wrong feature or action lengths; regenerate the file")
+        try:
+            check_cte_row(r, env)
+        except BadField as e:
+            what = "is missing" if e.missing else f"is malformed ({e.why})"
+            raise AlignkitError(f"{p} line {no}: field {e.key!r} {what}; "
+                                "regenerate the file with 'alignkit cte generate'") from None
         rows.append(r)
     if not rows:
         raise AlignkitError(f"{p} is empty; generate CTEs first")
