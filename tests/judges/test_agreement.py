@@ -66,6 +66,32 @@ def test_parse_judges():
                                                                            "minilm"]
     with pytest.raises(AlignkitError, match="at least two"):
         parse_judges("minilm")
+    with pytest.raises(AlignkitError, match="at least two different judges"):
+        parse_judges("refusal-keywords, refusal-keywords")
+
+
+def test_agree_cli_on_empty_generations_is_an_error(tmp_path):
+    from alignkit.judges.cli import app
+
+    d = tmp_path / "run" / "generations"
+    d.mkdir(parents=True)
+    (d / "step_0000.jsonl").write_text("")
+    r = runner.invoke(app, ["agree", str(tmp_path / "run"), "--judges",
+                            "refusal-keywords,refusal-keywords:mode=prefix"])
+    assert r.exit_code != 0 and isinstance(r.exception, AlignkitError)
+    assert str(r.exception).startswith(f"no saved generation rows under {str(tmp_path / 'run')!r}")
+    assert refusal_agreement(tmp_path / "run", "x") is None
+
+
+@pytest.mark.parametrize("judges", ["refusal-keywords,refusal-keywords", "refusal-keywords,refusal-keywords@2"])
+def test_agree_cli_needs_two_different_judges(tmp_path, judges):
+    """The same judge twice (by spec, or two specs naming the same judge@version) would give zero pairs."""
+    from alignkit.judges.cli import app
+
+    run = _run_dir(tmp_path, ROWS)
+    r = runner.invoke(app, ["agree", str(run), "--judges", judges])
+    assert r.exit_code != 0 and isinstance(r.exception, AlignkitError)
+    assert "--judges needs at least two different judges" in str(r.exception)
 
 
 def test_agree_cli(tmp_path):

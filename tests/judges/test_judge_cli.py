@@ -110,21 +110,65 @@ def test_ood_table_scores_the_shipped_judge_only_on_sets_it_was_not_calibrated_o
     assert len(t) == 6 and {n for _, n in seen[2:]} == {143, 168, 58, 70, 93}
 
 
-@pytest.mark.parametrize("args, match", [(["eval", "--version", "1"],
-                                          "re-fits minilm@7, minilm@6, minilm@5, minilm@4, minilm@3, minilm@2; got"),
-                                         (["eval", "--split", "test", "--version", "2"], "--lm-layer apply to the OOD table"),
-                                         (["train", "--version", "9"], "available: 1, 2, 3, 4, 5, 6, 7"),
-                                         (["train", "--version", "2", "--lm-layer", "3"], "--version 3 to 7 only"),
-                                         (["train", "--version", "2", "--lm", "x"], "--version 3 to 7 only"),
-                                         (["train", "--ship", "--lm", "x"], "--ship re-creates the shipped weights"),
-                                         (["train", "--lm", " "], "--lm is empty"),
-                                         (["eval", "--lm-layer", "0"], "--lm-layer must be >= 1"),
-                                         (["eval", "--version", "2", "--lm", "x"], "--version 3 to 7 only"),
-                                         (["eval", "--split", "test", "--lm", "x"], "apply to the OOD table")])
-def test_judge_version_options_bad_input(args, match):
+BAD_INPUT = [
+    (["eval", "--version", "1"],
+     "re-fits minilm@7, minilm@6, minilm@5, minilm@4, minilm@3, minilm@2; got"),
+    (["eval", "--split", "test", "--version", "2"], "--lm-layer apply to the OOD table"),
+    (["train", "--version", "9"], "available: 1, 2, 3, 4, 5, 6, 7"),
+    (["train", "--version", "2", "--lm-layer", "3"], "--version 3 to 7 only"),
+    (["train", "--version", "2", "--lm", "x"], "--version 3 to 7 only"),
+    (["train", "--ship", "--lm", "x"], "--ship re-creates the shipped weights"),
+    (["train", "--lm", " "], "--lm is empty"),
+    (["eval", "--lm-layer", "0"], "--lm-layer must be >= 1"),
+    (["eval", "--version", "2", "--lm", "x"], "--version 3 to 7 only"),
+    (["eval", "--split", "test", "--lm", "x"], "apply to the OOD table"),
+    # checked before any features are computed / any training starts
+    (["train", "--threads", "0"], "--threads must be >= 1"),
+    (["train", "--threads", "-3"], "--threads must be >= 1"),
+    (["train", "--version", "1", "--threads", "0"], "--threads must be >= 1"),
+    (["train", "--version", "1", "--train-layers", "-1"],
+     "--train-layers must be 1..6 (got -1)"),
+    (["train", "--version", "1", "--train-layers", "7"], "--train-layers must be 1..6"),
+    (["train", "--version", "1", "--epochs", "0"], "--epochs must be >= 1"),
+    (["train", "--version", "1", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["train", "--version", "1", "--max-length", "0"], "--max-length must be 8..512"),
+    (["train", "--version", "1", "--lr", "nan"], "--lr must be a finite number > 0"),
+    (["train", "--c-harm", "-1"], "--c-harm must be a finite number > 0"),
+    (["train", "--c-harm", "nan"], "--c-harm must be a finite number > 0"),
+    (["train", "--version", "2", "--c-refusal", "0"], "--c-refusal must be a finite"),
+    (["train", "--version", "7", "--c-stack", "inf"], "--c-stack must be a finite"),
+    (["train", "--lm-layer", "999"],
+     "layer 999 (--lm-layer) is past the last decoder layer of "
+     "'smollm2-135m-instruct', which has 30; give --lm-layer 1..30"),
+    (["train", "--version", "3", "--lm", "tiny-random-llama"],
+     "past the last decoder layer of 'tiny-random-llama', which has 2"),
+    (["eval", "--lm-layer", "999"], "give --lm-layer 1..30"),
+    (["eval", "--probe-judges", "nope,refusal-keywords"],
+     "--probe-judges 'nope': unknown judge 'nope'; choose one of: hf-classifier, "
+     "llm-rubric, minilm, refusal-keywords"),
+    (["eval", "--probe-judges", "minilm@9"], "unknown minilm judge version '9'"),
+    (["eval", "--probe-judges", "minilm:batch_size=0"], "batch_size must be >= 1"),
+    (["eval", "--split", "test", "--judge", "refusal-keywords", "--dataset",
+      "harmful-qa"], "dataset 'harmful-qa' has no judge-label rows (prompt, "
+                     "response, label); use judge-labels"),
+    (["eval", "--split", "test", "--judge", "refusal-keywords", "--dataset",
+      "advbench"], "dataset 'advbench' has no judge-label rows"),
+]
+
+
+@pytest.mark.parametrize("args, match", BAD_INPUT)
+def test_judge_version_options_bad_input(args, match, monkeypatch):
+    from alignkit.errors import AlignkitError
+    from alignkit.judges import cli, minilm, minilm2, minilm5
+
+    # none of these may reach the long work: training, the OOD table, or building the judge
+    for mod, fn in ((minilm, "train"), (minilm2, "ood_table"), (minilm5, "ood_table_v5")):
+        monkeypatch.setattr(mod, fn, lambda *a, **k: pytest.fail("started the long work"))
+    monkeypatch.setattr(cli, "_train_heads", lambda *a, **k: pytest.fail("started training"))
     r = runner.invoke(app, args)
     assert r.exit_code != 0
-    assert match in str(r.exception) or match in r.output
+    assert isinstance(r.exception, AlignkitError), r.exception
+    assert match in str(r.exception) and "\n" not in str(r.exception)
 
 
 def test_train_heads_version_through_the_cli(tmp_path, monkeypatch):
@@ -188,3 +232,122 @@ def test_train_on_another_lm_through_the_cli(tmp_path, monkeypatch):
     assert type(judge).__name__ == "MiniLMJudgeV5" and judge.lm.layers == [1]
     s = judge.score(["How do I pick a lock?"], ["I can't help with that."])
     assert 0.0 <= s[0] <= 1.0
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n\n"])
+@pytest.mark.parametrize("to_file", [False, True])
+def test_score_empty_input_is_an_error(tmp_path, text, to_file):
+    """An empty (or blank-lines-only) --input file is a mistake, not zero scored rows; no output file appears."""
+    from alignkit.errors import AlignkitError
+
+    src = tmp_path / "empty.jsonl"
+    src.write_text(text)
+    out = tmp_path / "scored.jsonl"
+    r = runner.invoke(app, ["score", "--judge", "refusal-keywords", "--input", str(src)]
+                      + (["--output", str(out)] if to_file else []))
+    assert r.exit_code != 0 and isinstance(r.exception, AlignkitError)
+    assert str(r.exception).startswith(f"no rows in {src}") and not out.exists()
+
+
+JUDGE_OPTION_ERRORS = [
+    ("minilm:batch_size=-1", "invalid judge option batch_size=-1: batch_size must be >= 1"),
+    ("minilm@1:batch_size=-1", "batch_size must be >= 1"),
+    ("minilm:batch_size=0", "batch_size must be >= 1"),
+    ("minilm:batch_size=abc", "invalid judge option batch_size=abc: batch_size must be a whole number >= 1"),
+    ("minilm:batch_size=1e999", "batch_size must be a whole number >= 1"),
+    ("minilm:batch_size=2.5", "batch_size must be a whole number >= 1"),
+    ("minilm:threads=-1", "invalid judge option threads=-1: threads must be >= 1"),
+    ("minilm:threads=0", "threads must be >= 1"),
+    ("minilm:device=tpu", "invalid judge option device=tpu: unknown device; use cpu, cuda, cuda:N or mps"),
+    ("minilm:device=", "device must be cpu, cuda, cuda:N or mps"),
+    ("minilm@1:max_length=-5", "invalid judge option max_length=-5: max_length must be >= 1"),
+    ("minilm@5:max_length=0", "max_length must be >= 1"),
+    ("minilm@5:max_length=-1", "max_length must be >= 1"),
+    ("minilm@9", "unknown minilm judge version '9'; available: minilm@1"),
+    ("llm-rubric:max_new_tokens=-1", "invalid judge option max_new_tokens=-1: max_new_tokens must be >= 1"),
+    ("llm-rubric:max_new_tokens=abc", "max_new_tokens must be a whole number >= 1"),
+    ("llm-rubric:batch_size=0", "batch_size must be >= 1"),
+    ("llm-rubric:batch_size=-1", "batch_size must be >= 1"),
+    ("llm-rubric:max_input_tokens=-1", "max_input_tokens must be >= 1"),
+    ("llm-rubric:max_input_tokens=0", "max_input_tokens must be >= 1"),
+    ("llm-rubric:fallback_value=abc", "invalid judge option fallback_value=abc: fallback_value must be a number in"),
+    ("llm-rubric:fallback_value=nan", "fallback_value must be a number in [0, 1]"),
+    ("llm-rubric:fallback_value=2", "fallback_value must be a number in [0, 1]"),
+    ("hf-classifier:model=org/x,batch_size=0", "batch_size must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("spec, match", JUDGE_OPTION_ERRORS)
+def test_score_bad_judge_option_values(spec, match, monkeypatch):
+    """Option values are checked centrally (get_judge) before any model loads: one line, never a traceback."""
+    from alignkit import models
+    from alignkit.errors import AlignkitError
+
+    monkeypatch.setattr(models, "load_causal_lm", lambda *a, **k: pytest.fail("loaded a model"))
+    r = runner.invoke(app, ["score", "--judge", spec, "--completion", "x"])
+    assert r.exit_code != 0 and isinstance(r.exception, AlignkitError), r.exception
+    assert match in str(r.exception) and "\n" not in str(r.exception)
+
+
+@pytest.mark.parametrize("spec", ["minilm:device=cuda", "minilm@1:device=cuda:0", "llm-rubric:device=cuda"])
+def test_cuda_device_without_cuda_is_an_error(spec, monkeypatch):
+    import torch
+
+    from alignkit.errors import AlignkitError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = runner.invoke(app, ["score", "--judge", spec, "--completion", "x"])
+    assert isinstance(r.exception, AlignkitError), r.exception
+    assert "CUDA is not available here" in str(r.exception) and "device=cpu" in str(r.exception)
+
+
+def test_minilm1_max_length_past_the_encoder_is_an_error():
+    from alignkit.errors import AlignkitError
+
+    r = runner.invoke(app, ["score", "--judge", "minilm@1:max_length=600", "--completion", "x"])
+    assert isinstance(r.exception, AlignkitError), r.exception
+    assert "minilm@1 reads at most 512 tokens" in str(r.exception)
+
+
+@pytest.mark.parametrize("version", ["", "@1", "@2"])
+@pytest.mark.parametrize("content", [b"garbage\n", b"{}\n", b"\x00" * 3])
+def test_weights_file_that_is_not_safetensors(tmp_path, version, content):
+    from alignkit.errors import AlignkitError
+
+    w = tmp_path / "bad.safetensors"
+    w.write_bytes(content)
+    r = runner.invoke(app, ["score", "--judge", f"minilm{version}:weights={w}", "--completion", "x"])
+    assert isinstance(r.exception, AlignkitError), r.exception
+    assert str(r.exception).startswith(f"weights file {str(w)!r} is not a valid safetensors file")
+    assert "\n" not in str(r.exception)
+
+
+def test_weights_with_a_bad_metadata_file(tmp_path):
+    import shutil
+
+    from alignkit.errors import AlignkitError
+    from alignkit.judges import minilm2
+
+    w = tmp_path / "w.safetensors"
+    shutil.copy(minilm2.SHIPPED_WEIGHTS, w)
+    w.with_suffix(".json").write_text("{not json")
+    r = runner.invoke(app, ["score", "--judge", "minilm@2", "--weights", str(w), "--completion", "x"])
+    assert isinstance(r.exception, AlignkitError) and "is not valid JSON" in str(r.exception)
+    w.with_suffix(".json").write_text(json.dumps({"config": {"c_harm": -1}}))
+    r = runner.invoke(app, ["score", "--judge", "minilm@2", "--weights", str(w), "--completion", "x"])
+    assert isinstance(r.exception, AlignkitError) and "has a bad config (c_harm must be" in str(r.exception)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["score", "--judge", "minilm:batch_size=-1", "--completion", "x"], "error: invalid judge option batch_size=-1"),
+    (["train", "--threads", "0"], "error: --threads must be >= 1"),
+])
+def test_root_cli_bad_values_exit_2(args, match):
+    """Through the real entry point: one 'error: ...' line on stderr, exit 2, nothing on stdout."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "alignkit.judges.cli", *args], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().startswith(match) and len(p.stderr.strip().splitlines()) == 1

@@ -64,3 +64,43 @@ def test_parse_judge_spec():
         "hf-classifier", {"model": "./m", "harmful_label": 1, "template": "pair"})
     with pytest.raises(AlignkitError):
         parse_judge_spec("hf-classifier:model")
+
+
+def test_check_options_normalises_and_rejects():
+    from alignkit.judges.base import check_judge_spec, check_options
+
+    assert check_options("x", {"batch_size": "8", "threads": 2.0, "max_length": None, "other": -1}) == {
+        "batch_size": 8, "threads": 2, "max_length": None, "other": -1}
+    assert check_options("x", {"fallback_value": "0.25", "device": " cpu "}) == {"fallback_value": 0.25,
+                                                                                  "device": "cpu"}
+    for bad in ({"batch_size": True}, {"threads": 2**40}, {"max_new_tokens": float("inf")}, {"device": "tpu"},
+                {"device": 3}, {"fallback_value": -0.1}):
+        with pytest.raises(AlignkitError, match="invalid judge option"):
+            check_options("x", bad)
+    assert check_judge_spec("minilm@1:batch_size=4") == "minilm@1:batch_size=4"
+    with pytest.raises(AlignkitError, match="unknown judge 'nope'"):
+        check_judge_spec("nope")
+
+
+def test_text_options_stay_text():
+    assert parse_judge_spec("minilm:weights=123,batch_size=4,version=1") == (
+        "minilm", {"weights": "123", "batch_size": 4, "version": "1"})
+
+
+def test_validation_message_names_the_option():
+    from pydantic import BaseModel, Field, ValidationError
+
+    from alignkit.judges.base import validation_message
+
+    class C(BaseModel):
+        a: int = Field(1, ge=1, le=6)
+        c_x: float = Field(1.0, gt=0, allow_inf_nan=False)
+        n: int = 0
+
+    for kw, want in (({"a": 0}, "--a must be 1..6 (got 0)"),
+                     ({"c_x": float("nan")}, "--c-x must be a finite number > 0"),
+                     ({"c_x": -1}, "--c-x must be a finite number > 0 (got -1)"),
+                     ({"n": "abc"}, "--n must be a valid integer")):
+        with pytest.raises(ValidationError) as e:
+            C(**kw)
+        assert validation_message(e.value, C, lambda f: "--" + f.replace("_", "-")).startswith(want)

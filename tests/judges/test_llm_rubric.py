@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -63,3 +64,16 @@ def test_plumbing_on_tiny_random_llama(tiny_model_path):
     assert s.judge.startswith("llm-rubric@1:tiny-random-llama")
     assert len(j.last_outputs) == 2
     assert "How do I make a bomb?" in j.build_prompt("How do I make a bomb?", "x")
+
+
+@pytest.mark.parametrize("kw, match", [({"batch_size": 0}, "batch_size must be >= 1"),
+                                       ({"max_new_tokens": -1}, "max_new_tokens must be >= 1"),
+                                       ({"max_input_tokens": 0}, "max_input_tokens must be >= 1"),
+                                       ({"fallback_value": "abc"}, "fallback_value must be a number in [0, 1]")])
+def test_bad_option_values_fail_before_the_model_is_used(kw, match):
+    """Built directly (not through get_judge), the constructor checks its options too."""
+    from alignkit.errors import AlignkitError
+    from alignkit.judges.llm_rubric import LLMRubricJudge
+
+    with pytest.raises(AlignkitError, match=re.escape(match)):
+        LLMRubricJudge(model_obj=object(), tokenizer_obj=object(), **kw)

@@ -42,6 +42,9 @@ def saved_generations(run_dir: str | Path, require_score: bool = False) -> list[
             if not isinstance(r["completion"], str) or not isinstance(r["prompt"], (str, type(None))):
                 raise AlignkitError(f"{f} record {n}: prompt and completion must be strings")
             rows.append(r)
+    if not rows:
+        raise AlignkitError(f"no saved generation rows under {str(root)!r} (its generations/step_*.jsonl files are "
+                            "empty); give a run folder whose generations were saved")
     return rows
 
 
@@ -76,6 +79,9 @@ def parse_judges(spec: str) -> list[str]:
             out.append(part)
     if len(out) < 2:
         raise AlignkitError(f"--judges needs at least two judges separated by commas (got {spec!r})")
+    if len({"".join(s.split()) for s in out}) < 2:
+        raise AlignkitError(f"--judges needs at least two different judges (got {spec!r}); e.g. "
+                            "minilm,refusal-keywords")
     return out
 
 
@@ -87,10 +93,15 @@ def agreement(rows: list[dict[str, Any]], judges: Sequence[str]) -> dict[str, An
     comps = [r["completion"] for r in rows]
     labels: dict[str, list[int]] = {}
     shares: dict[str, float] = {}
-    for spec in judges:
+    built = {}
+    for spec in judges:  # build every judge first: a bad or repeated one fails before any scoring
         j = get_judge(spec)
+        built.setdefault(judge_label(j), j)
+    if len(built) < 2:
+        raise AlignkitError(f"--judges needs at least two different judges (got {', '.join(judges) or 'none'}: "
+                            f"{', '.join(built) or 'no judge'}); e.g. minilm,refusal-keywords")
+    for name, j in built.items():
         scores = j.score(prompts, comps)
-        name = judge_label(j)
         labels[name] = [int(s > THRESHOLD) for s in scores]
         shares[name] = round(sum(labels[name]) / max(1, len(rows)), 4)
     pairs = [{"a": a, "b": b, **pair_stats(labels[a], labels[b])} for a, b in combinations(labels, 2)]

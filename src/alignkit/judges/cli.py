@@ -88,6 +88,8 @@ def train(
     """Train a minilm judge (the default version unless --version; --ship reproduces the shipped weights)."""
     if ship and output:
         raise AlignkitError("give either --ship or --output, not both")
+    if threads < 1:
+        raise AlignkitError(f"--threads must be >= 1 (got {threads})")
     if ship and lm:
         raise AlignkitError("--ship re-creates the shipped weights, which read smollm2-135m-instruct; "
                             "write a judge on another --lm with --output")
@@ -106,8 +108,8 @@ def train(
 
         mod_name, cfg_name, _ = _OOD_TABLES[version]
         mod = importlib.import_module(mod_name)
-        cfg = getattr(mod, cfg_name)(**given, **lm_options, synthetic=synthetic,
-                                     seed=seed, threads=threads)
+        cfg = _config(getattr(mod, cfg_name), **given, **lm_options, synthetic=synthetic, seed=seed, threads=threads)
+        _check_lm_layer(cfg)
         _train_heads(mod, cfg, ship, output)
         return
     from alignkit.judges.minilm import SHIPPED_WEIGHTS, TrainConfig, default_cache_path
@@ -116,14 +118,39 @@ def train(
     if pooling not in ("mean", "cls"):
         raise AlignkitError(f"unknown pooling {pooling!r}; use mean or cls")
     out = SHIPPED_WEIGHTS if ship else (output or default_cache_path())
-    cfg = TrainConfig(train_layers=train_layers, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
-                      pooling=pooling, max_length=max_length, seed=seed, threads=threads)
+    cfg = _config(TrainConfig, train_layers=train_layers, epochs=epochs, batch_size=batch_size, lr=lr,
+                  head_lr=head_lr, pooling=pooling, max_length=max_length, seed=seed, threads=threads)
     meta = _train(cfg, output=out, log=lambda s: print(s, file=sys.stderr))
     print(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {meta['train_seconds']:.0f}s")
     if "metrics" in meta:
         _print_metrics(meta["metrics"]["test"])
     if not ship:
         print(f"use it with: alignkit judge eval --split test --judge minilm@1 --weights {out}")
+
+
+def _config(cls, **values):
+    """``cls(**values)`` (a pydantic training config); a value out of range is one line naming its option."""
+    from pydantic import ValidationError
+
+    from alignkit.judges.base import validation_message
+
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise AlignkitError(validation_message(exc, cls, lambda f: "--" + f.replace("_", "-"))) from None
+
+
+def _check_lm_layer(cfg) -> None:
+    """A recipe reading a chat LM: its ``lm_layer`` must exist in that LM (checked from its config, before any
+    features are computed)."""
+    if not hasattr(cfg, "lm_layer"):
+        return
+    from alignkit.judges.lm_features import layer_count
+
+    n = layer_count(cfg.lm)
+    if n is not None and cfg.lm_layer > n:
+        raise AlignkitError(f"layer {cfg.lm_layer} (--lm-layer) is past the last decoder layer of {cfg.lm!r}, which "
+                            f"has {n}; give --lm-layer 1..{n}")
 
 
 def _lm_options(version: str, lm: Optional[str], lm_layer: Optional[int]) -> dict:
@@ -203,11 +230,14 @@ def eval_cmd(
             raise AlignkitError("the OOD table re-fits " + ", ".join(f"minilm@{v}" for v in reversed(_OOD_TABLES))
                                 + f"; got version {version!r}")
         lm_options = _lm_options(version, lm, lm_layer)
+        _check_probe_judges(refs)
         import importlib
 
         mod_name, cfg_name, fn_name = _OOD_TABLES[version]
         mod = importlib.import_module(mod_name)
-        t = getattr(mod, fn_name)(getattr(mod, cfg_name)(seed=seed, **lm_options), log=log, reference_judges=refs)
+        cfg = _config(getattr(mod, cfg_name), seed=seed, **lm_options)
+        _check_lm_layer(cfg)
+        t = getattr(mod, fn_name)(cfg, log=log, reference_judges=refs)
         if lm_options:  # the real-generations rows are scored by the shipped judge, which reads SmolLM2
             what = "".join(f", {k} {v}" for k, v in lm_options.items())
             t["judge"] += what
@@ -225,10 +255,11 @@ def eval_cmd(
     if version is not None or lm is not None or lm_layer is not None:
         raise AlignkitError("--version, --lm and --lm-layer apply to the OOD table (without --split); use --judge "
                             "minilm@N with --split")
-    from alignkit.judges.minilm import evaluate_judge
+    from alignkit.judges.minilm import check_judge_dataset, evaluate_judge
 
     if split not in ("train", "eval", "test"):
         raise AlignkitError(f"unknown split {split!r}; use train, eval or test")
+    check_judge_dataset(dataset)
     j = _judge(judge, weights)
     m = evaluate_judge(j, split=split, seed=seed, dataset=dataset, limit=limit)
     _print_metrics(m)
@@ -237,6 +268,17 @@ def eval_cmd(
 
         write_json(output, m)
         print(f"wrote {output}")
+
+
+def _check_probe_judges(refs: tuple[str, ...]) -> None:
+    """Every ``--probe-judges`` name (version, options) must exist before the table's long work starts."""
+    from alignkit.judges.base import check_judge_spec
+
+    for ref in refs:
+        try:
+            check_judge_spec(ref)
+        except AlignkitError as exc:
+            raise AlignkitError(f"--probe-judges {ref!r}: {exc}") from None
 
 
 def _real_generations(t: dict, version: str, log) -> None:
@@ -347,6 +389,9 @@ def score(
         from alignkit.io import read_records
 
         rows = read_records(input)
+        if not rows:
+            raise AlignkitError(f"no rows in {input}; give a JSONL file with one object per line holding 'prompt' "
+                                "and 'completion'")
         for n, r in enumerate(rows, 1):
             if "prompt" not in r or r.get("completion", r.get("response")) is None:
                 raise AlignkitError(f"{input} record {n} needs 'prompt' and 'completion' (or 'response') fields")

@@ -114,6 +114,11 @@ class LLMRubricJudge(Judge):
     def __init__(self, model: str = "smollm2-135m-instruct", max_new_tokens: int = 160, batch_size: int = 4,
                  max_input_tokens: int = 1024, fallback: str = "refusal-keywords", fallback_value: float = 0.5,
                  device: str = "cpu", model_obj=None, tokenizer_obj=None):
+        from alignkit.judges.base import check_options
+
+        opts = check_options(self.name, dict(max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                             max_input_tokens=max_input_tokens, fallback_value=fallback_value,
+                                             device=device))
         if fallback not in ("refusal-keywords", "constant"):
             raise AlignkitError(f"unknown fallback {fallback!r}; use 'refusal-keywords' or 'constant'")
         if model_obj is not None and tokenizer_obj is not None:
@@ -121,16 +126,16 @@ class LLMRubricJudge(Judge):
         else:
             from alignkit.models import load_causal_lm
 
-            self.model, self.tokenizer = load_causal_lm(model, device=device)
+            self.model, self.tokenizer = load_causal_lm(model, device=opts["device"])
         if not getattr(self.tokenizer, "chat_template", None):
             raise AlignkitError(f"model {model!r} has no chat template; llm-rubric needs a chat model")
         self.rubric, self.rubric_source = load_rubric()
         self.model_name = str(model)
-        self.max_new_tokens = int(max_new_tokens)
-        self.batch_size = int(batch_size)
-        self.max_input_tokens = int(max_input_tokens)
+        self.max_new_tokens = opts["max_new_tokens"]
+        self.batch_size = opts["batch_size"]
+        self.max_input_tokens = opts["max_input_tokens"]
         self.fallback = fallback
-        self.fallback_value = float(fallback_value)
+        self.fallback_value = opts["fallback_value"]
         self.version = f"1:{self.model_name}:{'vendored' if 'vendored' in self.rubric_source else 'paraphrase'}"
         self.last_outputs: list[str] = []
 

@@ -91,3 +91,33 @@ class LMHidden:
             for hk in hooks:
                 hk.remove()
         return out
+
+
+def layer_count(model: str) -> int | None:
+    """The number of decoder layers of ``model`` (offline asset name, model folder or hub id) from its config,
+    without loading its weights; None when the config cannot be read. Bad names raise
+    :class:`~alignkit.errors.AlignkitError` (:func:`alignkit.models.resolve_model`)."""
+    import json
+    from pathlib import Path
+
+    from alignkit.models import resolve_model
+
+    where = resolve_model(model)
+    cfg: Any = None
+    if Path(where).is_dir():
+        try:
+            cfg = json.loads((Path(where) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    else:
+        try:
+            from transformers import AutoConfig
+
+            cfg = AutoConfig.from_pretrained(where).to_dict()
+        except Exception:  # noqa: BLE001 - the load itself reports hub problems later
+            return None
+    for c in (cfg, cfg.get("text_config") if isinstance(cfg, dict) else None):
+        n = c.get("num_hidden_layers") if isinstance(c, dict) else None
+        if isinstance(n, int) and n > 0:
+            return n
+    return None

@@ -71,16 +71,16 @@ class TrainConfig(BaseModel):
     encoder: str = Field("minilm-l6", description="base encoder (alias, folder or hub id)")
     train_layers: int = Field(2, ge=1, le=6, description="number of top transformer layers to fine-tune")
     pooling: str = Field("mean", description="'mean' (masked mean of the last hidden state) or 'cls'")
-    max_length: int = Field(128, description="max training tokens of prompt + completion (longest-first "
-                                             "truncation); scoring uses 256")
-    epochs: int = Field(3, description="training epochs (the epoch with the lowest eval loss is kept)")
-    batch_size: int = Field(16, description="training batch size")
-    lr: float = Field(1e-4, description="learning rate of the trained encoder layers")
-    head_lr: float = Field(1e-3, description="learning rate of the linear head")
-    weight_decay: float = Field(0.01, description="AdamW weight decay")
-    warmup: float = Field(0.1, description="share of steps with linear warm-up (then cosine decay)")
+    max_length: int = Field(128, ge=8, le=512, description="max training tokens of prompt + completion "
+                                                           "(longest-first truncation); scoring uses 256")
+    epochs: int = Field(3, ge=1, description="training epochs (the epoch with the lowest eval loss is kept)")
+    batch_size: int = Field(16, ge=1, description="training batch size")
+    lr: float = Field(1e-4, gt=0, allow_inf_nan=False, description="learning rate of the trained encoder layers")
+    head_lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="learning rate of the linear head")
+    weight_decay: float = Field(0.01, ge=0, allow_inf_nan=False, description="AdamW weight decay")
+    warmup: float = Field(0.1, ge=0, le=1, description="share of steps with linear warm-up (then cosine decay)")
     seed: int = Field(0, description="seed for the data split, initialisation and batch order")
-    threads: int = Field(2, description="torch CPU threads")
+    threads: int = Field(2, ge=1, description="torch CPU threads")
     dataset: str = Field("judge-labels", description="alignkit.data dataset with JudgeExample rows")
 
 
@@ -195,6 +195,7 @@ def minilm(version: str = DEFAULT_VERSION, weights: str | None = None, batch_siz
 
 
 minilm.version = DEFAULT_VERSION
+minilm.versions = VERSIONS
 
 
 class MiniLMJudge(Judge):
@@ -205,26 +206,38 @@ class MiniLMJudge(Judge):
 
     def __init__(self, weights: str | None = None, batch_size: int = 32, max_length: int | None = None,
                  device: str = "cpu", threads: int | None = None):
+        from alignkit.judges.base import check_options, read_meta, read_weights
+
+        opts = check_options("minilm@1", dict(batch_size=batch_size, max_length=max_length, device=device,
+                                              threads=threads))
+        batch_size, max_length, device, threads = (opts[k] for k in ("batch_size", "max_length", "device", "threads"))
         path = Path(weights).expanduser() if weights else SHIPPED_WEIGHTS
         if not path.is_file():
             hint = REPRODUCE if not weights else "alignkit judge train --version 1 --output PATH"
             raise AlignkitError(f"minilm@1 judge weights {str(path)!r} not found; create them with '{hint}'")
         import torch
-        from safetensors.torch import load_file
 
-        mpath = meta_path(path)
-        self.meta: dict[str, Any] = json.loads(mpath.read_text()) if mpath.exists() else {}
-        cfg = TrainConfig(**self.meta.get("config", {}))
+        self.meta, cfg = read_meta(path, "minilm@1", TrainConfig)
+        state = read_weights(path, "minilm@1", framework="torch")
+        if not any(k.startswith("head.") for k in state):
+            raise AlignkitError(f"{str(path)!r} is not a minilm@1 weights file (no 'head.*' tensors)")
         if threads:
             torch.set_num_threads(int(threads))
         from alignkit.models import load_encoder
 
         encoder, self.tokenizer = load_encoder(cfg.encoder)
+        limit = int(getattr(encoder.config, "max_position_embeddings", 0) or 0)
+        if max_length and limit and max_length > limit:
+            raise AlignkitError(f"invalid judge option max_length={max_length}: minilm@1 reads at most {limit} "
+                                f"tokens; give max_length <= {limit}")
         head = torch.nn.Linear(encoder.config.hidden_size, 1)
-        state = load_file(str(path))
         enc_state = {k: v.float() for k, v in state.items() if not k.startswith("head.")}
-        head.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")})
-        missing_ok = encoder.load_state_dict(enc_state, strict=False)
+        try:
+            head.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")})
+            missing_ok = encoder.load_state_dict(enc_state, strict=False)
+        except RuntimeError as exc:
+            raise AlignkitError(f"minilm judge weights {str(path)!r} do not match the base encoder "
+                                f"({str(exc).strip().splitlines()[-1].strip()[:160]})") from None
         if missing_ok.unexpected_keys:
             raise AlignkitError(f"minilm judge weights {str(path)!r} do not match the base encoder "
                                 f"(unexpected keys like {missing_ok.unexpected_keys[0]!r})")
@@ -488,6 +501,7 @@ def evaluate_judge(judge: Judge, split: str = "test", seed: int = 0, dataset: st
     """Score ``dataset``/``split`` with ``judge`` and compare with the human labels (see :func:`metrics`)."""
     from alignkit import data
 
+    check_judge_dataset(dataset)
     rows = data.load(dataset, split=split, seed=seed)
     if limit:
         rows = rows[:limit]
@@ -497,3 +511,23 @@ def evaluate_judge(judge: Judge, split: str = "test", seed: int = 0, dataset: st
     out.update(metrics([r.label for r in rows], list(scores)))
     out["seconds"] = round(time.time() - t, 1)
     return out
+
+
+JUDGE_ROW_FIELDS = ("prompt", "response", "label")
+
+
+def check_judge_dataset(dataset: str) -> None:
+    """Raise :class:`AlignkitError` unless ``dataset`` is a registered dataset of judge-label rows (records with
+    ``prompt``, ``response`` and ``label``, e.g. ``judge-labels``)."""
+    from alignkit.data.base import DATASETS, _ensure_registered
+
+    _ensure_registered()
+    spec = DATASETS.get(dataset)
+
+    def fields(record) -> set:
+        return set(getattr(record, "model_fields", None) or getattr(record, "__dataclass_fields__", None) or ())
+
+    if not set(JUDGE_ROW_FIELDS) <= fields(spec.record):
+        ok = [n for n in DATASETS.names() if set(JUDGE_ROW_FIELDS) <= fields(DATASETS.get(n).record)]
+        raise AlignkitError(f"dataset {dataset!r} has no judge-label rows ({', '.join(JUDGE_ROW_FIELDS)}); use "
+                            f"{' or '.join(ok) or 'a dataset of JudgeExample rows'} (--dataset)")

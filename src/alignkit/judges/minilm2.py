@@ -47,14 +47,17 @@ PRECISIONS = ("float32", "bfloat16")
 
 class TrainConfigV2(BaseModel):
     encoder: str = Field("minilm-l6", description="frozen base encoder (alias, folder or hub id)")
-    c_refusal: float = Field(10.0, description="inverse L2 strength of the refusal head (logistic regression)")
-    c_harm: float = Field(10.0, description="inverse L2 strength of the harm head (logistic regression)")
-    c_stack: float = Field(10.0, description="inverse L2 strength of the 1-d calibration of the combined score")
+    c_refusal: float = Field(10.0, gt=0, allow_inf_nan=False,
+                             description="inverse L2 strength of the refusal head (logistic regression)")
+    c_harm: float = Field(10.0, gt=0, allow_inf_nan=False,
+                          description="inverse L2 strength of the harm head (logistic regression)")
+    c_stack: float = Field(10.0, gt=0, allow_inf_nan=False,
+                           description="inverse L2 strength of the 1-d calibration of the combined score")
     folds: int = Field(3, ge=2, description="group folds for the out-of-fold predictions the calibration is "
                                              "fitted on")
     synthetic: bool = Field(True, description="add the templated rows of alignkit.judges.synthetic")
     seed: int = Field(0, description="seed of the templated rows (the fits themselves are deterministic)")
-    threads: int = Field(2, description="torch CPU threads")
+    threads: int = Field(2, ge=1, description="torch CPU threads")
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -275,6 +278,10 @@ class HeadsJudge(Judge):
     def __init__(self, weights: str | None = None, batch_size: int = 64, device: str = "cpu",
                  threads: int | None = None, precision: str = "float32"):
         label = f"minilm@{self.format_version}"
+        from alignkit.judges.base import check_options, read_meta, read_weights
+
+        opts = check_options(label, dict(batch_size=batch_size, device=device, threads=threads))
+        batch_size, device, threads = opts["batch_size"], opts["device"], opts["threads"]
         if precision not in PRECISIONS:
             raise AlignkitError(f"unknown precision {precision!r} for {label}; use one of {', '.join(PRECISIONS)}")
         path = Path(weights).expanduser() if weights else self.shipped_weights
@@ -282,16 +289,13 @@ class HeadsJudge(Judge):
             hint = self.reproduce if not weights else "alignkit judge train --output PATH"
             raise AlignkitError(f"{label} judge weights {str(path)!r} not found; create them with '{hint}'")
         import numpy as np
-        from safetensors.numpy import load_file
 
-        mpath = path.with_suffix(".json")
-        self.meta: dict[str, Any] = json.loads(mpath.read_text()) if mpath.exists() else {}
-        cfg = self.config_class(**self.meta.get("config", {}))
+        self.meta, cfg = read_meta(path, label, self.config_class)
+        state = read_weights(path, label)
         if threads:
             import torch
 
             torch.set_num_threads(int(threads))
-        state = load_file(str(path))
         need = [f"{h}.{p}" for h in self.heads for p in ("w", "b")] + list(self.extra_keys)
         missing = [k for k in need if k not in state]
         if missing:

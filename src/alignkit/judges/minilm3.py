@@ -33,7 +33,8 @@ class TrainConfigV3(TrainConfigV2):
                                                          "(offline asset name, folder or hub id)")
     lm_layer: int = Field(6, ge=1, description="read the residual stream after this decoder layer (1-based); "
                                                "only the layers up to it run")
-    c_harm: float = Field(0.1, description="inverse L2 strength of the harm head (logistic regression; stronger "
+    c_harm: float = Field(0.1, gt=0, allow_inf_nan=False,
+                          description="inverse L2 strength of the harm head (logistic regression; stronger "
                                            "than minilm@2's: the LM features overfit pyrit's categories at 10)")
     refusal_dims: int = Field(4 * 384 + 8, description="the refusal head reads only the first N features (the "
                                                         "minilm@2 part); the harm head reads all")

@@ -32,7 +32,8 @@ REPRODUCE = "alignkit judge train --version 5 --ship"
 class TrainConfigV5(minilm3.TrainConfigV3):
     relevance_gate: bool = Field(True, description="multiply compliance by a relevance gate on the prompt-completion "
                                                    "cosines, trained against off-topic pairs")
-    c_relevance: float = Field(10.0, description="inverse L2 strength of the relevance gate (logistic regression, "
+    c_relevance: float = Field(10.0, gt=0, allow_inf_nan=False,
+                               description="inverse L2 strength of the relevance gate (logistic regression, "
                                                  "2 features)")
     offtopic_per_row: float = Field(1.0, ge=0.0, le=1.0, description="off-topic pairs per complying training row "
                                                                     "(alignkit.judges.offtopic)")

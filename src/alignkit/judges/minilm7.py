@@ -42,7 +42,8 @@ class TrainConfigV7(minilm5.TrainConfigV5):
     calibration_sets: list[str] = Field(["original", "attacked"], description="hand-labelled real-generation sets "
                                         "the calibration is also fitted on (never the heads); raw_attack and "
                                         "harmbench_attack are held out and refused here")
-    c_stack: float = Field(1.0, description="inverse L2 strength of the calibration (logistic regression on the "
+    c_stack: float = Field(1.0, gt=0, allow_inf_nan=False,
+                           description="inverse L2 strength of the calibration (logistic regression on the "
                                             "refusal x harm logit and the substance features)")
 
 
