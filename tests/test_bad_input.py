@@ -77,6 +77,27 @@ CASES = [
      "is the --base model itself"),
     ("evaluate-misspelt-heldout", [*EVALUATE, "--heldout-categories", "violense", "--output-dir", "{tmp}/e"], 2,
      "--heldout-categories: unknown category 'violense'; choose from"),
+    ("evaluate-no-conditions", [*EVALUATE, "--conditions", "", "--output-dir", "{tmp}/e"], 2,
+     "give at least one condition (resistance, stability, generalization, trainability, depth)"),
+    ("evaluate-only-commas-conditions", [*EVALUATE, "--conditions", ",", "--output-dir", "{tmp}/e"], 2,
+     "give at least one condition"),
+    # names checked before any stage runs (they used to fail only when their stage began)
+    ("evaluate-unknown-judge", [*EVALUATE[:-2], "--judge", "nope", "--output-dir", "{tmp}/e"], 2,
+     "--judge: unknown judge 'nope'; choose one of:"),
+    ("evaluate-unknown-judge-version", [*EVALUATE[:-2], "--judge", "minilm@99", "--output-dir", "{tmp}/e"], 2,
+     "unknown minilm judge version"),
+    ("evaluate-unknown-eval-dataset", [*EVALUATE, "--eval-dataset", "nope", "--output-dir", "{tmp}/e"], 2,
+     "--eval-dataset: unknown evaluation dataset 'nope'"),
+    ("evaluate-missing-cross-domain-file", [*EVALUATE, "--cross-domain-data", "{tmp}/nonexist.jsonl",
+                                            "--output-dir", "{tmp}/e"], 2, "--cross-domain-data: dataset file"),
+    ("evaluate-unknown-cross-domain-name", [*EVALUATE, "--cross-domain-data", "nosuch", "--output-dir", "{tmp}/e"],
+     2, "--cross-domain-data: unknown dataset 'nosuch'"),
+    # assets
+    ("assets-list-unknown", ["assets", "list", "--name", "nope"], 2,
+     "unknown asset 'nope'; choose one of: smollm2-135m-instruct"),
+    ("assets-list-empty-name", ["assets", "list", "--name", ""], 2, "unknown asset ''; choose one of:"),
+    ("assets-prepare-unknown", ["assets", "prepare", "--name", "tiny-random-llama", "--name", "nope"], 2,
+     "unknown asset 'nope'"),
     # code execution only when asked for
     ("attack-judge-import", [*ATTACK, "--judge", "os:getcwd", "--output-dir", "{tmp}/a"], 2,
      "would import and run Python module 'os'"),
@@ -86,7 +107,8 @@ CASES = [
     ("cte-generate-out-file", ["cte", "generate", "--method", "random", "-n", "2", "--out", "{file}"], 2,
      "is a file, not a folder; pick another --out"),
     ("cte-pipeline-out-below-file", ["cte", "pipeline", "--out", "{file}/x"], 2, "pick another --out"),
-    ("cte-explain-out-file", ["cte", "explain", "{file}", "--out", "{file}"], 2, "--out"),
+    ("cte-explain-out-file", ["cte", "explain", "{trajectory}", "--out", "{file}"], 2, "--out"),
+    ("cte-explain-not-json", ["cte", "explain", "{file}", "--out", "{tmp}/x"], 2, "is not JSON"),
     # judge commands
     ("judge-eval-limit-zero", ["judge", "eval", "--split", "test", "--limit", "0"], 2, "--limit"),
     ("judge-eval-limit-negative", ["judge", "eval", "--split", "test", "--limit", "-3"], 2, "--limit"),
@@ -139,7 +161,9 @@ def placeholders(tmp_path, tiny_model_path):
     sv.mkdir()
     (sv / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"]}))
     (sv / "adapter_model.bin").write_bytes(b"not even a pickle")
-    return {"tmp": str(tmp_path), "file": str(f), "bad_utf8": str(bad_utf8), "not_object": str(not_object),
+    trajectory = tmp_path / "trajectory.json"
+    trajectory.write_text(json.dumps({"layout_seed": 0, "actions": [1, 3]}))
+    return {"tmp": str(tmp_path), "file": str(f), "trajectory": str(trajectory), "bad_utf8": str(bad_utf8), "not_object": str(not_object),
             "pairs_not_object": str(pairs), "no_answer": str(no_answer), "torn_model": str(torn), "pickle_sv": str(sv)}
 
 

@@ -163,6 +163,8 @@ def _dir_size(p: Path) -> int:
 
 
 def describe(name: str) -> dict:
+    if name not in ASSETS:
+        raise AlignkitError(f"unknown asset {name!r}; choose one of: {', '.join(ASSETS)}")
     info = dict(ASSETS[name])
     info["name"] = name
     info["ready"] = is_ready(name)

@@ -33,7 +33,10 @@ def register(app: typer.Typer) -> None:
 
         if action not in ("list", "prepare"):
             raise AlignkitError(f"unknown action {action!r}; use 'alignkit assets list' or 'alignkit assets prepare'")
-        names = list(name) or list(assets.ASSETS)
+        names = list(dict.fromkeys(name)) or list(assets.ASSETS)
+        for n in names:  # checked before anything is prepared or listed
+            if n not in assets.ASSETS:
+                raise AlignkitError(f"unknown asset {n!r}; choose one of: {', '.join(assets.ASSETS)}")
         console = Console()
         if action == "prepare":
             for n in names:

@@ -51,6 +51,68 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def write_files(folder: str | Path, files: dict[str, str | bytes], what: str = "the files") -> dict[str, Path]:
+    """Write several files below ``folder`` (``{relative path: text or bytes}``) all or nothing: every target is
+    checked first (a folder in the way of a file, a file in the way of a folder), then each is written to a
+    temporary file beside its target, and only when all of them are written are they renamed into place. Any
+    problem is one :class:`AlignkitError` ``cannot write {what} in FOLDER: ...`` and leaves the folder as it was
+    (no temporary files, no new sub-folders)."""
+    from alignkit.errors import AlignkitError
+
+    folder = Path(folder)
+
+    def fail(why: str) -> AlignkitError:
+        return AlignkitError(f"cannot write {what} in {str(folder)!r}: {why}")
+
+    targets = {rel: folder / rel for rel in files}
+    for p in [folder, *folder.parents]:  # a file where a folder must be
+        if p.exists() and not p.is_dir():
+            raise fail(f"{str(p)!r} is a file, not a folder")
+        if p.exists():
+            break
+    for rel, path in targets.items():
+        if path.is_dir():
+            raise fail(f"{str(path)!r} is a folder; move it away or remove it")
+        for parent in path.relative_to(folder).parents:
+            q = folder / parent
+            if q.exists() and not q.is_dir():
+                raise fail(f"{str(q)!r} is a file, not a folder; move it away or remove it")
+    made: list[Path] = []  # folders created here (removed again on failure)
+    temps: dict[Path, str] = {}
+    try:
+        for rel, path in targets.items():
+            missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
+            for d in reversed(missing):
+                d.mkdir()
+                made.append(d)
+            data = files[rel]
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps[path] = tmp
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, _umask_mode())
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    except OSError as exc:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise fail(exc.strerror or str(exc)) from None
+    except BaseException:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
+    return targets
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     if isinstance(obj, BaseModel):
         text = obj.model_dump_json(indent=2)
@@ -256,6 +318,35 @@ def check_writable_dir(folder: str | Path) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise AlignkitError(f"output dir {str(folder)!r} is not writable; pick a writable --output-dir")
     return folder
+
+
+def check_creatable_dir(folder: str | Path, flag: str = "--output-dir") -> Path:
+    """Before any work, without creating anything: ``folder`` exists as a writable folder, or could be created
+    (its nearest existing parent is a writable folder), else a one-line :class:`AlignkitError` naming ``flag``
+    (a file in the way, no permission, a read-only disk)."""
+    from alignkit.errors import AlignkitError
+
+    folder = Path(folder)
+    for p in [folder, *folder.parents]:
+        if not p.exists():
+            continue
+        if not p.is_dir():
+            raise AlignkitError(f"output dir {str(folder)!r}: {str(p)!r} is a file, not a folder; pick another "
+                                f"{flag}")
+        if not os.access(p, os.W_OK | os.X_OK):
+            why = "is on a read-only file system" if _read_only(p) else "is not writable"
+            what = "output dir" if p == folder else "its parent"
+            raise AlignkitError(f"cannot create output dir {str(folder)!r}: {what} {str(p)!r} {why}; pick a "
+                                f"writable {flag}")
+        break
+    return folder
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def check_writable_file(path: str | Path | None, flag: str = "--output") -> Path | None:

@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         from alignkit.conditions.evaluate import load_report, save_report
         from alignkit.reporting import summary
 
-        rep = load_report(run_dir)
+        rep = load_report(run_dir)  # the whole file is validated before anything is written
         folder = Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent
         save_report(rep, folder)
-        summary(rep)
+        summary(rep, folder=folder)  # the folder written (a copied run folder's results.json names the original)

@@ -28,7 +28,6 @@ from alignkit.conditions.registry import CONDITIONS, ORDER
 from alignkit.conditions.schema import ConditionVerdict, EvaluationReport
 from alignkit.errors import AlignkitError
 from alignkit.io import write_json
-from alignkit.reporting import write_reports
 
 
 class EvaluateConfig(BaseModel):
@@ -148,6 +147,9 @@ class EvaluateConfig(BaseModel):
     @field_validator("conditions")
     @classmethod
     def _conds(cls, v: list[str]) -> list[str]:
+        v = [c.strip() for c in v if c.strip()]  # --conditions '' or 'resistance,' hold empty names
+        if not v:
+            raise ValueError(f"give at least one condition ({', '.join(ORDER)})")
         bad = [c for c in v if c not in ORDER]
         if bad:
             raise ValueError(f"unknown condition {bad[0]!r}; choose from {', '.join(ORDER)}")
@@ -217,18 +219,61 @@ def preflight(ctx: Context) -> None:
     from alignkit.models import context_length
 
     c = ctx.config
+    check_judge_name(c.judge)
+    try:
+        ctx.eval_prompts()  # --eval-dataset / --eval-split: registered, with prompts
+    except AlignkitError as exc:
+        raise AlignkitError(f"--eval-dataset: {exc}") from None
     if "generalization" in c.conditions:
         cats = sorted({r.category for r in data.load("harmful-qa", split="train", seed=c.seed)})
         bad = [x for x in c.heldout_categories if x not in cats]
         if bad:
             raise AlignkitError(f"--heldout-categories: unknown categor{'y' if len(bad) == 1 else 'ies'} "
                                 f"{', '.join(map(repr, bad))}; choose from {', '.join(cats)}")
-        generalization.resolve_cross_domain(c.cross_domain_data, c.seed)  # the generated set named but empty
+        # the generated set named but empty; a missing file or unknown name
+        source, _ = generalization.resolve_cross_domain(c.cross_domain_data, c.seed)
+        if source is not None:
+            check_attack_data(source, c.seed, "--cross-domain-data")
     for e in ctx.models:
         n = context_length(e.path)
         if n is not None and c.max_new_tokens >= n:
             raise AlignkitError(f"--max-new-tokens {c.max_new_tokens} does not fit the context of {e.label} "
                                 f"({n} tokens); give fewer")
+
+
+def check_judge_name(spec: str) -> None:
+    """A registered judge name (with its version and options) is checked without building the judge; a
+    ``module:Class`` import (allowed with --allow-judge-import) is imported when built."""
+    if not isinstance(spec, str):
+        return
+    name = spec.strip()
+    left, _, right = name.partition(":")
+    if ":" in name and right.isidentifier() and all(part.isidentifier() for part in left.split(".")):
+        return
+    from alignkit.judges.base import check_judge_spec
+
+    try:
+        check_judge_spec(name)
+    except AlignkitError as exc:
+        raise AlignkitError(f"--judge: {exc}") from None
+
+
+def check_attack_data(source: str, seed: int, flag: str) -> None:
+    """Harmful QA attack data named by ``flag``: a registered set must have rows, a file must exist and read
+    as question/answer pairs, an unknown bare name is refused. A hub id (``org/name``) is read when used."""
+    from alignkit import data
+    from alignkit.attacks import AttackConfig
+    from alignkit.attacks.base import load_train_records
+
+    p = Path(source).expanduser()
+    path_like = source.startswith((".", "/", "~")) or p.suffix.lower() in (
+        ".jsonl", ".json", ".csv", ".parquet", ".tsv", ".txt") or source.count("/") > 1
+    if source not in data.names() and not p.exists() and not path_like and "/" in source:
+        return  # an ``org/name`` hub id: read (or refused) when its attack runs
+    try:
+        load_train_records(AttackConfig(dataset=source, data_seed=seed, num_samples=1))
+    except AlignkitError as exc:
+        raise AlignkitError(f"{flag}: {exc}") from None
 
 
 def _evaluate(config: EvaluateConfig, *, progress: Any = None, log: Callable[[str], None] | None = None,
@@ -269,24 +314,76 @@ def _evaluate(config: EvaluateConfig, *, progress: Any = None, log: Callable[[st
 
 
 def save_report(report: EvaluationReport, run_dir: Path) -> dict[str, Path]:
-    """Write results.json (validated by a round trip) and the md/html reports."""
+    """Write results.json (validated by a round trip) and the md/html reports: everything is validated and
+    rendered first, then written all or nothing (a folder in the way or a read-only disk is one
+    :class:`AlignkitError` and writes no file)."""
+    from alignkit.io import write_files
+    from alignkit.reporting.render import render_files
+
     text = report.model_dump_json(indent=2)
     EvaluationReport.model_validate_json(text)  # schema check before writing
-    from alignkit.io import atomic_write_text
+    files: dict[str, str | bytes] = {"results.json": text + "\n", **render_files(report)}
+    paths = write_files(run_dir, files, what="the report")
+    return {"results": paths["results.json"], "report_md": paths["report.md"], "report_html": paths["report.html"]}
 
-    atomic_write_text(run_dir / "results.json", text + "\n")
-    paths = write_reports(report, run_dir)
-    return {"results": run_dir / "results.json", **paths}
+
+def _field(loc) -> str:
+    """A pydantic / JSON location as a field path: ``resistance.runs[0].examples[1].score``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _non_finite(obj: Any, loc: tuple = ()) -> Optional[tuple]:
+    """The location of the first NaN / Infinity in parsed JSON, or None."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return loc
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, list):
+        items = enumerate(obj)
+    else:
+        return None
+    for k, v in items:
+        found = _non_finite(v, loc + (k,))
+        if found is not None:
+            return found
+    return None
 
 
 def load_report(path: str | Path) -> EvaluationReport:
+    """Read and fully validate an evaluation's ``results.json`` (a run folder or the file): every problem is one
+    :class:`AlignkitError` naming the file and the field."""
+    from pydantic import ValidationError
+
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
     if not p.exists():
         raise AlignkitError(f"no results.json at {str(p)!r}")
+    if p.is_dir():
+        raise AlignkitError(f"{str(p)!r} is a folder; give a run folder or its results.json")
     try:
-        return EvaluationReport.model_validate_json(p.read_text(encoding="utf-8"))
-    except Exception as exc:  # noqa: BLE001
-        raise AlignkitError(f"{str(p)!r} is not a valid evaluation results.json: {str(exc).splitlines()[0][:150]}"
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AlignkitError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise AlignkitError(f"{str(p)!r} is not UTF-8 text; give an evaluation results.json") from None
+    except ValueError as exc:
+        raise AlignkitError(f"{str(p)!r} is not valid JSON ({str(exc).splitlines()[0][:120]}); give an evaluation "
+                            "results.json") from None
+    bad = _non_finite(data)
+    if bad is not None:
+        raise AlignkitError(f"{p}: {_field(bad)} is not a finite number (NaN or Infinity); replace it with a "
+                            "number")
+    try:
+        return EvaluationReport.model_validate(data)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        msg = e["msg"].removeprefix("Value error, ")
+        extra = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        raise AlignkitError(f"{p}: {_field(e['loc'])}: {msg}{extra}; fix that field or re-run the evaluation"
                             ) from None

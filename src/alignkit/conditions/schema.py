@@ -6,9 +6,9 @@ plain pydantic models so ``EvaluationReport.model_validate_json(path.read_text()
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from alignkit.attacks.config import CurvePoint  # noqa: F401  (one curve point class for attacks and reports)
 
@@ -67,6 +67,31 @@ class AttackSpec(_M):
         return f"{self.mode} lr={self.lr:g} n={self.num_samples} seed={self.seed}"
 
 
+def _check_example(row: dict[str, Any]) -> dict[str, Any]:
+    """An example row (prompt, completion, score, ...): texts must be strings and the score a number, or the
+    report cannot show them."""
+    for key in ("prompt", "completion"):
+        if key in row and not isinstance(row[key], str):
+            raise ValueError(f"{key!r} must be a string, got {_json_type(row[key])}")
+    score = row.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        raise ValueError(f"'score' must be a number, got {_json_type(score)}")
+    return row
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f"the string {v[:20]!r}"
+    return {int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
+
+
+Example = Annotated[dict[str, Any], AfterValidator(_check_example)]
+
+
 class AttackRun(_M):
     model: str = Field(description="model label (e.g. 'base', 'repnoise')")
     spec: AttackSpec
@@ -76,7 +101,7 @@ class AttackRun(_M):
     budget: int = Field(default=0, description="last step of the curve (the attack budget T)")
     disfluency: Optional[Disfluency] = None
     run_dir: Optional[str] = None
-    examples: list[dict[str, Any]] = Field(default_factory=list,
+    examples: list[Example] = Field(default_factory=list,
                                            description="a few final (prompt, completion, score) rows")
 
 

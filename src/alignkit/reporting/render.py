@@ -162,14 +162,20 @@ def to_html(report: EvaluationReport, figures: dict[str, bytes]) -> str:
     return page.render(title="alignkit immunization report", css=CSS, body=body)
 
 
-def write_reports(report: EvaluationReport, run_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.md`` (+ ``figures/*.png``) and a self-contained ``report.html``."""
-    from alignkit.io import atomic_write_bytes, atomic_write_text
-
-    run_dir = Path(run_dir)
+def render_files(report: EvaluationReport) -> dict[str, str | bytes]:
+    """Every file of the report, rendered in memory: ``{"figures/<name>.png": png, "report.md": text,
+    "report.html": text}`` (nothing is written, so a report that cannot be rendered writes nothing)."""
     figures = all_figures(report)
-    for name, png in figures.items():
-        atomic_write_bytes(run_dir / "figures" / f"{name}.png", png)
-    md = atomic_write_text(run_dir / "report.md", markdown(report, FIGURE_DIR))
-    ht = atomic_write_text(run_dir / "report.html", to_html(report, figures))
-    return {"report_md": md, "report_html": ht}
+    files: dict[str, str | bytes] = {f"{FIGURE_DIR}/{name}.png": png for name, png in figures.items()}
+    files["report.md"] = markdown(report, FIGURE_DIR)
+    files["report.html"] = to_html(report, figures)
+    return files
+
+
+def write_reports(report: EvaluationReport, run_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.md`` (+ ``figures/*.png``) and a self-contained ``report.html``: all rendered first, then
+    written all or nothing (a folder or a read-only disk in the way is one :class:`AlignkitError`)."""
+    from alignkit.io import write_files
+
+    paths = write_files(run_dir, render_files(report), what="the report")
+    return {"report_md": paths["report.md"], "report_html": paths["report.html"]}

@@ -12,7 +12,10 @@ if TYPE_CHECKING:  # reporting needs the schema only for type hints: no import o
 STYLE = {"PASS": "bold green", "WEAK": "bold yellow", "FAIL": "bold red"}
 
 
-def summary(report: EvaluationReport, console: Optional[Any] = None, title: str = "alignkit evaluation") -> None:
+def summary(report: EvaluationReport, console: Optional[Any] = None, title: str = "alignkit evaluation",
+            folder: Optional[Any] = None) -> None:
+    """Print the main table and the verdicts; the last line names the report in ``folder`` (the folder the
+    report was written to; default: the run folder stored in the report)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -36,4 +39,8 @@ def summary(report: EvaluationReport, console: Optional[Any] = None, title: str 
         if x.verdict not in ("skipped",):
             console.print(f"  [dim]{x.model}/{x.condition}:[/] {x.detail}", highlight=False, overflow="ellipsis",
                           no_wrap=True)
-    console.print(f"report: [bold]{report.run_dir}/report.html[/] (and report.md, results.json)")
+    from rich.markup import escape
+
+    where = escape(str(folder) if folder is not None else report.run_dir)
+    console.print(f"report: [bold]{where}/report.html[/] (and report.md, results.json)", highlight=False,
+                  soft_wrap=True)

@@ -36,6 +36,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: AttackConfig fields the search sets itself (a space naming them would be ignored or break the trials)
+RESERVED: dict[str, str] = {
+    "output_dir": "each trial writes its own run folder under --output-dir",
+    "model": "the searched model is --model",
+    "judge": "the judge is --judge",
+    "allow_judge_import": "use --allow-judge-import",
+    "save_model": "the search keeps each attacked model to measure its capability",
+    "overwrite": "a re-queued trial resumes its own folder",
+}
+
+
 class AttackSearchConfig(SearchOptions):
     """Search the attacker's hyperparameters for the worst post-attack harmfulness of one model (Optuna),
     capability-bounded by --epsilon; every trial is an ordinary attack run folder."""
@@ -98,7 +109,7 @@ def resolve(config: AttackSearchConfig):
     except Exception as exc:
         raise AlignkitError(f"invalid base attack settings: {str(exc).splitlines()[0]}") from None
     space_file = config.space or default_space_file("attack", config.preset)
-    space = load_space_file(space_file, AttackConfig, base=base)
+    space = load_space_file(space_file, AttackConfig, base=base, reserved=RESERVED)
     ds = space.params.get("dataset")
     check_datasets([space.fixed.get("dataset")] + list((ds.choices or []) if ds else []))
     out = Path(config.output_dir).expanduser() if config.output_dir else default_output_dir("attack", config.model)
@@ -124,7 +135,7 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
 
     from alignkit.attacks import AttackConfig, attack
     from alignkit.harmfulness import get_judge
-    from alignkit.io import write_json
+    from alignkit.io import check_writable_dir, write_json
     from alignkit.search.study import open_storage, open_study, run_worker, storage_url, trial_folder_number
 
     log = log or _log
@@ -132,11 +143,11 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
     url = storage_url(out, config.storage)
     check_output_dir(out, signature, url)
     if config.storage is None:
-        out.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(out)
     storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
                            max_retry=config.max_retry)
     study = open_study(storage, signature, ["maximize"], sampler_seed=config.sampler_seed)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(out)
     write_json(out / "search.json", {"kind": "attack", "signature": signature, "storage": redact(url),
                                      "space_file": space.source, "config": public_config(config)})
     judge_box: dict[str, Any] = {}

@@ -95,6 +95,24 @@ def check_judge(spec: str, allowed: bool) -> None:
     from alignkit.attacks.base import check_judge_import
 
     check_judge_import(spec, allowed)
+    check_judge_name(spec)
+
+
+def check_judge_name(spec: str) -> None:
+    """A registered judge spec (name, version, options) is checked without building the judge, before a study
+    or a trial exists; a ``module:Class`` import is checked when it is imported."""
+    if not isinstance(spec, str):
+        return
+    name = spec.strip()
+    left, _, right = name.partition(":")
+    if ":" in name and right.isidentifier() and all(part.isidentifier() for part in left.split(".")):
+        return
+    from alignkit.judges.base import check_judge_spec
+
+    try:
+        check_judge_spec(name)
+    except AlignkitError as exc:
+        raise AlignkitError(f"--judge: {exc}") from None
 
 
 def default_output_dir(kind: str, model: str, extra: str = "") -> Path:
@@ -226,9 +244,12 @@ def trial_records(study) -> list[TrialRecord]:
 
 def check_output_dir(out: Path, signature: dict[str, Any], storage: str) -> None:
     """The search folder is either new, or holds a search with this signature and storage (``search.json``)."""
+    from alignkit.io import check_creatable_dir
+
     f = out / "search.json"
     if out.exists() and not out.is_dir():
         raise AlignkitError(f"output dir {str(out)!r} is a file; pick another --output-dir")
+    check_creatable_dir(out)  # a read-only disk or a file in the way: one line before the study is touched
     if f.exists():
         try:
             saved = json.loads(f.read_text(encoding="utf-8"))

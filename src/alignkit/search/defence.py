@@ -45,6 +45,23 @@ DIRECTIONS = ["minimize", "minimize", "maximize"]
 OBJECTIVES = ["worst_harmfulness", "stability_loss", "rouge1"]
 
 
+#: defence config fields the search sets itself (a space naming them would be ignored or break the trials)
+RESERVED: dict[str, str] = {
+    "output_dir": "each trial writes its model under --output-dir",
+    "model": "the defended model is --model",
+    "defence": "the defence is --defence",
+    "overwrite": "a re-queued trial resumes its own folder",
+}
+
+
+def _attack_reserved() -> dict[str, str]:
+    from alignkit.search.attack import RESERVED as attack_reserved
+
+    return {**{k: v for k, v in attack_reserved.items() if k != "save_model"},
+            "model": "each attack runs on the trial's defended model",
+            "security_vector": "set from the defended model"}
+
+
 class DefenceSearchConfig(SearchOptions):
     """Multi-objective search over a defence's hyperparameters (Optuna): worst-case post-attack harmfulness,
     stability (capability loss before any attack) and trainability; a trial beyond the capability bound skips
@@ -109,7 +126,7 @@ def resolve(config: DefenceSearchConfig):
     if space_file is None:
         raise AlignkitError(f"defence {config.defence!r} declares no search space; give one with --space FILE "
                             "(see docs/search.md for the format)")
-    space = load_space_file(space_file, cls, base=base, allow_attacks=True)
+    space = load_space_file(space_file, cls, base=base, allow_attacks=True, reserved=RESERVED)
     attacks = space.attacks or [{}]
     for i, item in enumerate(attacks):
         if not isinstance(item, dict):
@@ -118,6 +135,11 @@ def resolve(config: DefenceSearchConfig):
         if bad:
             raise AlignkitError(f"search space {space.source}: attacks[{i}]: unknown attack option(s) "
                                 f"{', '.join(bad)}")
+        reserved = _attack_reserved()
+        taken = [k for k in item if k in reserved]
+        if taken:
+            raise AlignkitError(f"search space {space.source}: attacks[{i}]: {taken[0]} cannot be set in a space "
+                                f"({reserved[taken[0]]}); remove it")
         try:
             AttackConfig(**{**base_attack_values(config, config.model), **item})
         except Exception as exc:
@@ -156,7 +178,7 @@ def search_defence(config: DefenceSearchConfig, *, log: Callable[[str], None] | 
     from alignkit.attacks import AttackConfig, attack
     from alignkit.defences import DEFENCES, defend
     from alignkit.harmfulness import get_judge
-    from alignkit.io import write_json
+    from alignkit.io import check_writable_dir, write_json
     from alignkit.search.study import open_storage, open_study, run_worker, storage_url, trial_folder_number
 
     log = log or _log
@@ -164,11 +186,11 @@ def search_defence(config: DefenceSearchConfig, *, log: Callable[[str], None] | 
     url = storage_url(out, config.storage)
     check_output_dir(out, signature, url)
     if config.storage is None:
-        out.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(out)
     storage = open_storage(url, heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
                            max_retry=config.max_retry)
     study = open_study(storage, signature, DIRECTIONS, sampler_seed=config.sampler_seed)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(out)
     write_json(out / "search.json", {"kind": "defence", "signature": signature, "storage": redact(url),
                                      "space_file": space.source, "config": public_config(config)})
     cls = DEFENCES.get(config.defence).config_class

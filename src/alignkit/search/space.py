@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -103,16 +104,32 @@ def _ordered(params: dict[str, Param]) -> list[str]:
     return out
 
 
+#: the largest magnitude of an int parameter's range or of a fixed whole number (steps, samples, ranks ...)
+MAX_INT = 2**31 - 1
+
+
 def _num(x: Any, what: str) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise AlignkitError(f"search space: {what} must be a number, got {x!r}")
+    if not math.isfinite(x):
+        raise AlignkitError(f"search space: {what} must be a finite number, got {x!r}")
     return x
 
 
+def _int_only(config_cls: type[BaseModel], name: str) -> bool:
+    """True when the config field takes whole numbers only (``int``, ``Optional[int]``, a constrained int)."""
+    import typing
+
+    ann = config_cls.model_fields[name].annotation
+    kinds = {a for a in (typing.get_args(ann) or (ann,)) if a is not type(None)}
+    return bool(kinds) and all(k is int for k in kinds)
+
+
 def parse_space(raw: Any, config_cls: type[BaseModel], *, source: str = "",
-                base: Optional[dict[str, Any]] = None, allow_attacks: bool = False) -> Space:
+                base: Optional[dict[str, Any]] = None, allow_attacks: bool = False,
+                reserved: Optional[dict[str, str]] = None) -> Space:
     """Validate a space mapping against ``config_cls`` (every value must be accepted by the config, built from
-    ``base`` plus that value)."""
+    ``base`` plus that value). ``reserved``: fields the search sets itself (name -> why), refused in the space."""
     where = f" in {source}" if source else ""
     if not isinstance(raw, dict):
         raise AlignkitError(f"search space{where} must be a mapping with 'params' (and optionally 'fixed')")
@@ -131,6 +148,26 @@ def parse_space(raw: Any, config_cls: type[BaseModel], *, source: str = "",
     if unknown:
         raise AlignkitError(f"search space{where}: unknown parameter(s) {', '.join(unknown)}; "
                             f"{config_cls.__name__} fields are: {', '.join(sorted(fields))}")
+    taken = [k for k in [*params_raw, *fixed] if k in (reserved or {})]
+    if taken:
+        raise AlignkitError(f"search space{where}: {taken[0]} cannot be searched or fixed in a space "
+                            f"({reserved[taken[0]]}); remove it")
+    attacks_raw = raw.get("attacks")
+    if attacks_raw is None:
+        attacks_raw = []
+    if not isinstance(attacks_raw, list):
+        name = Path(source).name if source else "the search space"
+        raise AlignkitError(f"'attacks' in {name} must be a list of attack settings (each a mapping of attack "
+                            "options, e.g. - {lr: 1.0e-4, max_steps: 10})")
+    for i, item in enumerate(attacks_raw):
+        if not isinstance(item, dict):
+            raise AlignkitError(f"search space{where}: attacks[{i}] must be a mapping of attack options, got "
+                                f"{item!r}"[:300])
+    for k, v in fixed.items():
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+            raise AlignkitError(f"search space{where}: fixed {k} = {v} is too large (at most {MAX_INT})")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise AlignkitError(f"search space{where}: fixed {k} must be a finite number, got {v!r}")
     both = sorted(set(params_raw) & set(fixed))
     if both:
         raise AlignkitError(f"search space{where}: {', '.join(both)} both searched and fixed; keep one")
@@ -174,6 +211,13 @@ def parse_space(raw: Any, config_cls: type[BaseModel], *, source: str = "",
                                     "use a positive low")
             if p.type == "int" and (lo != int(lo) or hi != int(hi)):
                 raise AlignkitError(f"search space{where}: parameter {name} is int but its range is not")
+            whole = _int_only(config_cls, name)
+            if (p.type == "int" or whole) and max(abs(lo), abs(hi)) > MAX_INT:
+                raise AlignkitError(f"search space{where}: parameter {name} has an absurd range ({lo:g} to "
+                                    f"{hi:g}); whole-number ranges must stay within +-{MAX_INT}")
+            if p.type == "float" and whole:
+                raise AlignkitError(f"search space{where}: parameter {name} takes whole numbers; give integer "
+                                    "low and high (or type: int)")
             if p.step is not None and (p.step <= 0 or p.log):
                 raise AlignkitError(f"search space{where}: parameter {name}: step must be > 0 and not with log")
             if p.step is not None and p.step > hi - lo:
@@ -187,7 +231,7 @@ def parse_space(raw: Any, config_cls: type[BaseModel], *, source: str = "",
                                     "categorical parameter of this space")
             if v not in (params[k].choices or []):
                 raise AlignkitError(f"search space{where}: {name}.when: {v!r} is not a choice of {k}")
-    space = Space(params=params, fixed=fixed, attacks=list(raw.get("attacks") or []), source=source)
+    space = Space(params=params, fixed=fixed, attacks=list(attacks_raw), source=source)
     _ordered(params)
     _check_values(space, config_cls, base or {}, where)
     return space
@@ -213,7 +257,7 @@ def _check_values(space: Space, config_cls: type[BaseModel], base: dict[str, Any
 
 
 def load_space_file(path: str | Path, config_cls: type[BaseModel], *, base: Optional[dict[str, Any]] = None,
-                    allow_attacks: bool = False) -> Space:
+                    allow_attacks: bool = False, reserved: Optional[dict[str, str]] = None) -> Space:
     import yaml
 
     p = Path(path).expanduser()
@@ -223,7 +267,7 @@ def load_space_file(path: str | Path, config_cls: type[BaseModel], *, base: Opti
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except Exception as exc:  # yaml errors are not ValueErrors
         raise AlignkitError(f"could not parse search space {str(p)!r}: {str(exc).splitlines()[0][:150]}") from None
-    return parse_space(raw, config_cls, source=str(p), base=base, allow_attacks=allow_attacks)
+    return parse_space(raw, config_cls, source=str(p), base=base, allow_attacks=allow_attacks, reserved=reserved)
 
 
 def default_space_file(kind: str, preset: Optional[str] = None) -> Path:

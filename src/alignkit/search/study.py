@@ -57,6 +57,7 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
             path = Path(url[len("journal:"):].removeprefix("//")).expanduser()
             if not path.parent.is_dir():
                 raise AlignkitError(f"cannot open storage {url!r}: folder {str(path.parent)!r} does not exist")
+            check_journal_file(url, path)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         if "://" not in url:
             raise AlignkitError(f"cannot open storage {url!r}: give an Optuna storage URL (sqlite:///FILE, "
@@ -82,6 +83,35 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
     except Exception as exc:  # driver missing, host unreachable, bad URL, unreadable file ...
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise AlignkitError(f"cannot open storage {url!r}: {msg}") from None
+
+
+def check_journal_file(url: str, path: Path) -> None:
+    """A journal storage file must be absent, empty or an Optuna journal: one JSON operation per line (the last
+    line may be cut short by a killed worker). Optuna would append the new study to any other file and fail on
+    the next read, damaging the file further."""
+    if path.is_dir():
+        raise AlignkitError(f"cannot open storage {url!r}: {str(path)!r} is a folder; give a journal file")
+    if not path.exists():
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AlignkitError(f"cannot open storage {url!r}: {exc.strerror or exc}") from None
+    lines = data.split(b"\n")
+    complete = lines[:-1]  # the last piece has no newline: an operation still being written (or cut by a kill)
+    for line in complete:
+        if not line.strip():
+            continue
+        try:
+            op = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            op = None
+        if not isinstance(op, dict) or "op_code" not in op:
+            raise AlignkitError(f"cannot open storage {url!r}: not an Optuna journal file; give a new file name "
+                                "or the journal the study was started with")
+    if not complete and lines[0].strip() and not lines[0].lstrip().startswith(b"{"):
+        raise AlignkitError(f"cannot open storage {url!r}: not an Optuna journal file; give a new file name or "
+                            "the journal the study was started with")
 
 
 def open_study(storage, signature: dict[str, Any], directions: list[str], sampler_seed: int | None = None):
