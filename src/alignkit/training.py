@@ -42,7 +42,9 @@ class TrainingOptions(BaseModel):
     """The training options attacks (:class:`~alignkit.attacks.AttackConfig`) and defences
     (:class:`~alignkit.defences.DefenceConfig`) share; each subclass sets its own defaults and help."""
 
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: every float option of every attack and defence (subclasses inherit it) must be a
+    # finite number ("--lr nan", "--epochs inf", "--rho inf" are one-line errors before anything loads)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str = Field("smollm2-135m-instruct", description="model: alias, local folder or hub id")
     dataset: str = Field("harmful-qa", description="training data: a registered dataset name or a file")
@@ -67,7 +69,8 @@ class TrainingOptions(BaseModel):
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
     seed: int = Field(0, ge=0, description="training seed (data order, initialisation, noise)")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
-    bf16: bool = Field(False, description="bf16 mixed precision (GPUs)")
+    bf16: bool = Field(False, description="bf16 mixed precision (GPUs; on a CPU-only machine it runs CPU "
+                       "autocast, usually slower, and says so on stderr)")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward (saves memory)")
     output_dir: Optional[str] = Field(None, description="run folder; re-running the same command resumes it")
     overwrite: bool = Field(False, description="delete an existing run folder and start over")
@@ -305,6 +308,34 @@ class RunFolder:
             else:
                 p.unlink()
 
+    def read_config(self) -> dict | None:
+        """The folder's ``config.json`` as a dict; None when it is missing; a one-line :class:`AlignkitError`
+        when it is unreadable (cut, not JSON, not an object)."""
+        if not self.config_file.exists():
+            return None
+        try:
+            old = json.loads(self.config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+            old = None
+        if not isinstance(old, dict):
+            raise AlignkitError(f"config.json in {str(self.path)!r} is unreadable; pass --overwrite to start over "
+                                "or pick a new --output-dir")
+        return old
+
+    def is_alignkit_run(self) -> bool:
+        """True when the folder is one alignkit wrote: a ``config.json`` holding a run config (model, lr, seed),
+        or a ``config.json`` next to alignkit's run files (metrics.jsonl, checkpoints/, results.json). Only
+        such a folder is ever cleared by ``--overwrite``."""
+        if not self.config_file.is_file():
+            return False
+        try:
+            old = json.loads(self.config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and {"model", "lr", "seed"} <= set(old):
+            return True
+        return any((self.path / n).exists() for n in ("metrics.jsonl", "checkpoints", "results.json"))
+
     def prepare(self, config: dict, overwrite: bool = False, kind: str = "run") -> str:
         """Returns "new", "resume" or "overwrite" (main process only)."""
         from alignkit.io import check_writable_dir
@@ -312,27 +343,30 @@ class RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise AlignkitError(f"output dir {str(self.path)!r} is a file; pick another --output-dir")
         existing = self.config_file.exists()
+        if existing and not self.is_alignkit_run():
+            existing = False  # a config.json alignkit did not write: the folder is the user's (refused below)
         if existing and overwrite:
             self.clear()
             existing = False
             status = "overwrite"
         elif existing:
-            try:
-                old = json.loads(self.config_file.read_text(encoding="utf-8"))
-            except ValueError:
-                old = None
+            old = self.read_config() or {}
             new = json.loads(json.dumps(config, default=str))
-            if old is None or self._comparable(old) != self._comparable(new):
-                diff = sorted(k for k in set(self._comparable(old or {})) | set(self._comparable(new))
-                              if (old or {}).get(k) != new.get(k))
+            if self._comparable(old) != self._comparable(new):
+                diff = sorted(k for k in set(self._comparable(old)) | set(self._comparable(new))
+                              if old.get(k) != new.get(k))
                 raise AlignkitError(f"output dir {str(self.path)!r} holds a different {kind} (differs in: "
                                     f"{', '.join('--' + d.replace('_', '-') for d in diff[:6]) or 'config'}); pick "
                                     "a new --output-dir or pass --overwrite")
             status = "resume"
         else:
             if self._entries():
+                if overwrite:
+                    raise AlignkitError(f"output dir {str(self.path)!r} is not an alignkit {kind} folder; "
+                                        f"--overwrite only replaces alignkit {kind} folders; choose an empty or "
+                                        "new --output-dir")
                 raise AlignkitError(f"output dir {str(self.path)!r} exists and is not an alignkit {kind} "
-                                    "folder; pick a new --output-dir or pass --overwrite")
+                                    "folder; choose an empty or new --output-dir")
             status = "new"
         check_writable_dir(self.path)
         if not existing:
@@ -352,11 +386,31 @@ class RunFolder:
                 p.unlink()
         return True
 
+    def read_metrics(self) -> list[dict]:
+        """The rows of ``metrics.jsonl`` ([] when missing; a torn last line is dropped); a one-line
+        :class:`AlignkitError` when the file is unreadable (not UTF-8, rows that are not metric objects)."""
+        bad = AlignkitError(f"metrics.jsonl in {str(self.path)!r} is unreadable; pass --overwrite to start over "
+                            "or pick a new --output-dir")
+        try:
+            rows = read_jsonl(self.metrics_file)
+        except (OSError, ValueError):
+            raise bad from None
+        for r in rows:
+            if not isinstance(r, dict) or "step" not in r:
+                raise bad
+            try:
+                int(r["step"])
+            except (TypeError, ValueError):
+                raise bad from None
+            if r.get("type") == "eval" and not all(k in r for k in ("harmfulness_mean", "share_harmful")):
+                raise bad
+        return rows
+
     def truncate_metrics(self, upto_step: int) -> list[dict]:
         """Drop metric rows after ``upto_step`` (written after the last checkpoint, so redone on resume)."""
         from alignkit.io import atomic_write_text
 
-        rows = read_jsonl(self.metrics_file)
+        rows = self.read_metrics()
         keep = [r for r in rows if int(r.get("step", 0)) <= upto_step]
         if len(keep) != len(rows) or (self.metrics_file.exists() and not self.metrics_file.read_text().endswith(
                 "\n") and rows):
@@ -367,6 +421,26 @@ class RunFolder:
 
 
 # ----------------------------------------------------------------------------------------------- trainer
+def nonfinite_parameter(model) -> str | None:
+    """The name of the first parameter holding a NaN or an infinity (None: every weight is finite)."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.numel() and not bool(torch.isfinite(p.detach()).all()):
+                return name
+    return None
+
+
+def check_finite_weights(model, what: str = "model") -> None:
+    """Refuse to save a model whose training diverged: a one-line :class:`AlignkitError` when a weight is NaN or
+    infinite (a corrupt model must never be written)."""
+    name = nonfinite_parameter(model)
+    if name is not None:
+        raise AlignkitError(f"training diverged (non-finite weights, e.g. {name}); the {what} was not saved; lower "
+                            "--lr or the loss weights / --weight-decay, then rerun with --overwrite")
+
+
 def training_arguments(output_dir: str | Path, *, lr: float, batch_size: int, epochs: float = 1.0,
                        max_steps: int | None = None, seed: int = 0, warmup_ratio: float = 0.1,
                        scheduler: str = "cosine", optimizer: str = "adamw_torch", weight_decay: float = 0.0,
@@ -376,8 +450,9 @@ def training_arguments(output_dir: str | Path, *, lr: float, batch_size: int, ep
     """``TrainingArguments`` with alignkit's defaults; checkpoints every ``save_every`` steps (None: never)."""
     from transformers import TrainingArguments
 
-    import torch
-
+    if bf16 and use_cpu():
+        log("note: --bf16 on a CPU-only machine: bf16 autocast runs on the CPU (usually slower than float32 "
+            "there); drop --bf16 to train in float32")
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=batch_size,

@@ -231,16 +231,32 @@ def reusable_step0(config: AttackConfig, source: str | Path, judge_name: str | N
     try:
         old = json.loads((src / "config.json").read_text(encoding="utf-8"))
         rows = [r for r in read_jsonl(src / "metrics.jsonl") if r.get("type") == "eval" and r.get("step") == 0]
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # unreadable, or rows / config that are not objects
+        return None
+    if not isinstance(old, dict):
         return None
     new = config.model_dump(mode="json")
     if (not rows or not gen.is_file() or config.security_vector or old.get("security_vector")
             or any(old.get(k) != new.get(k) for k in STEP0_FIELDS)
             or (judge_name is not None and rows[0].get("judge") != judge_name)):
         return None
-    if prompts is not None and [r.get("prompt") for r in read_jsonl(gen)] != list(prompts):
-        return None
+    if prompts is not None:
+        try:
+            if [r.get("prompt") for r in read_jsonl(gen)] != list(prompts):
+                return None
+        except (OSError, ValueError, AttributeError):
+            return None
     return rows[0], gen
+
+
+def _diverged(trainer, model) -> str | None:
+    """Main process: the first non-finite parameter of the trained model (None: all finite, or the weights are
+    sharded over processes and not checked here)."""
+    from alignkit.training import is_sharded, nonfinite_parameter
+
+    if trainer is not None and is_sharded(trainer):
+        return None
+    return nonfinite_parameter(model)
 
 
 def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | Path | None = None
@@ -405,6 +421,14 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
     if trainer is not None:
         trained = trainer.accelerator.unwrap_model(trained)
 
+    diverged = on_main(lambda: _diverged(trainer, trained))
+    if diverged is not None:
+        if config.save_model:  # never write a corrupt (NaN / inf) model
+            raise AlignkitError(f"training diverged (non-finite weights, e.g. {diverged}); the attacked model was "
+                                "not saved; lower --lr or --weight-decay, then rerun with --overwrite")
+        log(f"warning: training diverged (non-finite weights, e.g. {diverged}); the harmfulness measured after "
+            "it is of a broken model; lower --lr or --weight-decay")
+
     final_model_dir = None
     if config.save_model:
         final_model_dir = str(run_dir / "model")
@@ -428,7 +452,7 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
         barrier()
 
     def _finish() -> dict:
-        rows = read_jsonl(folder.metrics_file)
+        rows = folder.read_metrics()
         curve = curve_from_rows(rows)
         if not curve:
             raise AlignkitError(f"no harmfulness was measured in {run_dir}; pass --overwrite to start over")

@@ -14,7 +14,7 @@ from alignkit.config import config_command
 class SweepOptions(BaseModel):
     """The ``--sweep`` grid (each list: repeat the option or comma-separate; empty: the attack's own value)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     sweep: bool = Field(False, description="run a grid of attacks and report the worst case")
     sweep_lrs: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=list, description="learning "

@@ -19,7 +19,7 @@ class AttackConfig(TrainingOptions):
     attack: str = Field("sft", description="attack family in the ATTACKS registry (sft)")
     method: Literal["full", "lora"] = Field("full", description="full fine-tuning or LoRA (peft)")
     dataset: str = Field("harmful-qa", description="harmful QA data: a registered dataset name or a user "
-                         "file (jsonl/json/csv/parquet) / hub dataset id")
+                         "file (jsonl/json/csv) / hub dataset id")
     dataset_split: str = Field("train", min_length=1, description="split of a registered dataset to train on")
     question_column: Optional[str] = Field(None, description="user data: column holding the question")
     answer_column: Optional[str] = Field(None, description="user data: column holding the harmful answer")

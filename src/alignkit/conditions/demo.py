@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 HELDOUT = ["violence", "self_harm"]
 
@@ -71,7 +71,7 @@ class DemoConfig(BaseModel):
     """Measure smollm2-135m-instruct, align it with safety SFT (the base), immunize it with RepNoise, attack
     both, run the immunization conditions and write the report (offline, on CPU; cached stages)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     fast: bool = Field(False, description="the fast preset (fewer prompts and steps, same stages; < 15 min)")
     output_dir: Optional[str] = Field(None, description="run folder (default runs/demo, with --fast runs/demo-fast: "
@@ -80,8 +80,15 @@ class DemoConfig(BaseModel):
     judge: str = Field("minilm", description="harmfulness judge")
     align_threshold: float = Field(0.1, ge=0, le=1, description="align with safety SFT first when the raw "
                                    "model's harmfulness is above this")
-    seed: int = Field(0, description="data and training seed")
+    seed: int = Field(0, description="data and training seed (>= 0)")
     overwrite: bool = Field(False, description="recompute every stage")
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        if v < 0:  # checked here: the defences and attacks the demo drives refuse it only after the first stage
+            raise ValueError("must be >= 0")
+        return v
 
     @model_validator(mode="after")
     def _default_output_dir(self) -> "DemoConfig":
@@ -129,6 +136,23 @@ def immunize(cfg: DemoConfig, base_path: str) -> str:
                                      overwrite=cfg.overwrite, **P["repnoise"])))
 
 
+def check_output_dir(cfg: DemoConfig) -> Path:
+    """The demo's folder, created, or a one-line :class:`AlignkitError` (a file in the way, a folder that cannot
+    be created or written) before any stage runs."""
+    from alignkit.errors import AlignkitError
+    from alignkit.io import check_writable_dir
+
+    out = Path(str(cfg.output_dir)).expanduser()
+    if out.exists() and not out.is_dir():
+        raise AlignkitError(f"output dir {str(out)!r} is a file; pick another --output-dir")
+    check_writable_dir(out)
+    for sub in ("models", "data"):  # the stages write below these
+        if (out / sub).exists() and not (out / sub).is_dir():
+            raise AlignkitError(f"output dir {str(out)!r}: {str(out / sub)!r} is a file, not a folder; pick "
+                                "another --output-dir")
+    return out
+
+
 def run_demo(cfg: DemoConfig, console: Optional[Any] = None) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -140,11 +164,10 @@ def run_demo(cfg: DemoConfig, console: Optional[Any] = None) -> Any:
     from alignkit.models import resolve_model
     from alignkit.reporting import summary
 
+    out = check_output_dir(cfg)  # before any model is loaded or trained
     console = console or Console()
     preset_name = "fast" if cfg.fast else "full"
     P = PRESETS[preset_name]
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out, overwrite=cfg.overwrite)
     t_start = time.time()
     times: dict[str, float] = {}

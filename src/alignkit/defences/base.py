@@ -139,9 +139,18 @@ class Defence:
         if out.exists() and not out.is_dir():
             raise AlignkitError(f"output dir {str(out)!r} is a file; pick another --output-dir")
         check_writable_dir(out)
-        if config.overwrite:
-            from alignkit.training import RunFolder
+        from alignkit.io import LOCK_NAME
+        from alignkit.training import RunFolder
 
+        user_files = any(not p.name.startswith(LOCK_NAME) for p in out.iterdir())
+        if user_files and not is_defence_folder(out):
+            # never delete or mix with files alignkit did not write, --overwrite or not
+            if config.overwrite:
+                raise AlignkitError(f"output dir {str(out)!r} is not an alignkit defence folder; --overwrite only "
+                                    "replaces alignkit defence folders; choose an empty or new --output-dir")
+            raise AlignkitError(f"output dir {str(out)!r} exists and is not an alignkit defence folder; choose "
+                                "an empty or new --output-dir")
+        if config.overwrite:
             RunFolder(out).clear()
         done = _read_card(out)
         if done is not None:
@@ -149,11 +158,10 @@ class Defence:
                 return True
             raise AlignkitError(f"output dir {str(out)!r} holds a model defended with other settings; "
                                 "pick a new --output-dir or pass --overwrite")
-        from alignkit.io import LOCK_NAME
-
         if any(not p.name.startswith(LOCK_NAME) for p in out.iterdir()) and not folder.path.exists():
-            raise AlignkitError(f"output dir {str(out)!r} exists and is not an alignkit defence folder; "
-                                "pick a new --output-dir or pass --overwrite")
+            raise AlignkitError(f"output dir {str(out)!r} exists and is not an alignkit defence folder; choose "
+                                "an empty or new --output-dir")
+        folder.read_config()  # _run/ is alignkit's: an unreadable config.json there says so (pass --overwrite)
         folder.prepare(run_cfg, kind="defence")
         return False
 
@@ -217,6 +225,8 @@ class Defence:
         }
         if training.is_main_process():
             unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+            # a diverged run (e.g. --lr too high) must not leave a NaN model behind as if it were defended
+            training.check_finite_weights(unwrapped, "defended model")
             self.save(config, trainer, unwrapped, tok, out, card)
             shutil.rmtree(run_dir, ignore_errors=True)
         training.barrier()
@@ -257,9 +267,26 @@ def _read_card(out: Path) -> Optional[dict]:
     if not f.exists():
         return None
     try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except ValueError:
+        card = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return card if isinstance(card, dict) else None
+
+
+def is_defence_folder(out: Path) -> bool:
+    """True when ``out`` is a folder alignkit's defend wrote: a defended model (``alignkit.json`` naming a defence)
+    or an unfinished defence run (``_run/`` with its config.json or checkpoints). Only such a folder is cleared by
+    ``--overwrite`` or resumed."""
+    card_file = out / "alignkit.json"
+    if card_file.is_file():
+        try:
+            card = json.loads(card_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            card = None
+        if isinstance(card, dict) and "defence" in card:
+            return True
+    run = out / "_run"
+    return run.is_dir() and ((run / "config.json").is_file() or (run / "checkpoints").is_dir())
 
 
 DEFENCES: Registry[type[Defence]] = Registry("defence")

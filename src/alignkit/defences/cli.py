@@ -49,7 +49,7 @@ def _union_config() -> type[BaseModel]:
         fields[fname] = (Optional[ann], Field(None, description=desc, json_schema_extra={"cli_default": shown}))
     fields = {"defence": (str, Field("repnoise", description="defence to train: " + ", ".join(all_names))),
               **fields}
-    model = create_model("DefendOptions", __config__=ConfigDict(extra="forbid"), **fields)
+    model = create_model("DefendOptions", __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields)
     model.__doc__ = "Train an immunization defence and save the defended model as a plain HF folder."
     return model
 
