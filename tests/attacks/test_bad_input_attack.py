@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from bad_input_support import forbid_model_load, one_line_error
 from attack_support import TINY
 
 
@@ -20,21 +21,7 @@ def _cli(args, tmp_path, monkeypatch):
 
 @pytest.fixture
 def no_model_load(monkeypatch):
-    import alignkit.models
-
-    def boom(*a, **k):
-        raise AssertionError("a model was loaded before the input was validated")
-
-    monkeypatch.setattr(alignkit.models, "load_causal_lm", boom)
-
-
-def _one_line_error(r, needle):
-    from alignkit.errors import AlignkitError
-
-    assert isinstance(r.exception, AlignkitError), (r.output[-1000:], r.exception)
-    msg = str(r.exception)
-    assert needle in msg and "\n" not in msg, msg
-    return msg
+    forbid_model_load(monkeypatch)
 
 
 @pytest.mark.parametrize("flag", ["--epochs", "--weight-decay", "--lr", "--warmup-ratio", "--max-grad-norm",
@@ -46,7 +33,7 @@ def test_non_finite_numbers_are_rejected_up_front(tmp_path, monkeypatch, no_mode
     out = tmp_path / "run"
     r = _cli(["attack", "--model", "tiny-random-llama", "--num-samples", "4", "--save-model",
               "--output-dir", str(out), flag, value], tmp_path, monkeypatch)
-    msg = _one_line_error(r, flag)
+    msg = one_line_error(r, flag)
     assert "finite number" in msg
     assert not out.exists()
 
@@ -54,7 +41,7 @@ def test_non_finite_numbers_are_rejected_up_front(tmp_path, monkeypatch, no_mode
 def test_sweep_grid_rejects_non_finite(tmp_path, monkeypatch, no_model_load):
     r = _cli(["attack", "--model", "tiny-random-llama", "--sweep", "--sweep-lrs", "3e-5,nan"], tmp_path,
              monkeypatch)
-    assert "finite number" in _one_line_error(r, "--sweep-lrs")
+    assert "finite number" in one_line_error(r, "--sweep-lrs")
 
 
 @pytest.mark.parametrize("overwrite", [True, False])
@@ -65,7 +52,7 @@ def test_user_folder_message_matches_overwrite(tmp_path, monkeypatch, no_model_l
     (user / "important.txt").write_text("keep")
     r = _cli(["attack", "--model", "tiny-random-llama", "--max-steps", "1", "--output-dir", str(user)]
              + (["--overwrite"] if overwrite else []), tmp_path, monkeypatch)
-    msg = _one_line_error(r, "not an alignkit attack run folder")
+    msg = one_line_error(r, "not an alignkit attack run folder")
     assert "pass --overwrite" not in msg and "choose an empty or new --output-dir" in msg
     if overwrite:
         assert "--overwrite only replaces alignkit attack run folders" in msg
@@ -81,7 +68,7 @@ def test_overwrite_keeps_a_foreign_config_json(tmp_path, monkeypatch, no_model_l
     (user / "model.safetensors").write_bytes(b"x")
     r = _cli(["attack", "--model", "tiny-random-llama", "--output-dir", str(user), "--overwrite"], tmp_path,
              monkeypatch)
-    _one_line_error(r, "--overwrite only replaces alignkit attack run folders")
+    one_line_error(r, "--overwrite only replaces alignkit attack run folders")
     assert (user / "model.safetensors").exists() and (user / "config.json").exists()
 
 

@@ -7,17 +7,12 @@ import errno
 from pathlib import Path
 
 import pytest
+from bad_input_support import forbid_model_load, one_line_error
 
 
 @pytest.fixture
 def no_training(monkeypatch):
-    import alignkit.models
-
-    def boom(*a, **k):
-        raise AssertionError("the demo reached a model before validating its input")
-
-    monkeypatch.setattr(alignkit.models, "resolve_model", boom)
-    monkeypatch.setattr(alignkit.models, "load_causal_lm", boom)
+    forbid_model_load(monkeypatch, "resolve_model", "load_causal_lm")
 
 
 def _demo(args, monkeypatch, tmp_path):
@@ -30,34 +25,27 @@ def _demo(args, monkeypatch, tmp_path):
     return CliRunner().invoke(app, ["demo", *args])
 
 
-def _one_line_error(r, *needles):
-    from alignkit.errors import AlignkitError
-
-    assert isinstance(r.exception, AlignkitError), (r.output[-1000:], r.exception)
-    msg = str(r.exception)
-    assert "\n" not in msg and all(n in msg for n in needles), msg
-    return msg
 
 
 def test_negative_seed(tmp_path, monkeypatch, no_training):
     """Problem 32: was a pydantic ValidationError traceback from inside the first defence."""
     r = _demo(["--seed", "-1", "--output-dir", "x4"], monkeypatch, tmp_path)
-    _one_line_error(r, "--seed", "must be >= 0")
+    one_line_error(r, "--seed", "must be >= 0")
     assert not (tmp_path / "x4").exists()
 
 
 def test_non_finite_threshold(tmp_path, monkeypatch, no_training):
     r = _demo(["--align-threshold", "nan", "--output-dir", "x5"], monkeypatch, tmp_path)
-    _one_line_error(r, "--align-threshold", "finite number")
+    one_line_error(r, "--align-threshold", "finite number")
 
 
 def test_output_dir_is_a_file(tmp_path, monkeypatch, no_training):
     """Problem 33: was FileExistsError / NotADirectoryError."""
     (tmp_path / "realfile").write_text("mine")
     r = _demo(["--output-dir", "realfile"], monkeypatch, tmp_path)
-    _one_line_error(r, "realfile", "is a file")
+    one_line_error(r, "realfile", "is a file")
     r = _demo(["--output-dir", "realfile/sub"], monkeypatch, tmp_path)
-    _one_line_error(r, "realfile", "is a file")
+    one_line_error(r, "realfile", "is a file")
     assert (tmp_path / "realfile").read_text() == "mine"
 
 
@@ -72,7 +60,7 @@ def test_output_dir_read_only(tmp_path, monkeypatch, no_training):
 
     monkeypatch.setattr(Path, "mkdir", read_only)
     r = _demo(["--output-dir", "ro/demo"], monkeypatch, tmp_path)
-    _one_line_error(r, "ro/demo", "Read-only file system")
+    one_line_error(r, "ro/demo", "Read-only file system")
 
 
 def test_output_dir_not_writable(tmp_path, monkeypatch, no_training):
@@ -83,14 +71,14 @@ def test_output_dir_not_writable(tmp_path, monkeypatch, no_training):
     monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if "locked" in str(p)
                         else real_access(p, mode, *a, **k))
     r = _demo(["--output-dir", "locked"], monkeypatch, tmp_path)
-    _one_line_error(r, "locked", "not writable")
+    one_line_error(r, "locked", "not writable")
 
 
 def test_stage_folder_is_a_file(tmp_path, monkeypatch, no_training):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "models").write_text("mine")
     r = _demo(["--output-dir", "d"], monkeypatch, tmp_path)
-    _one_line_error(r, "models", "is a file")
+    one_line_error(r, "models", "is a file")
 
 
 def test_demo_config_seed_validation():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from bad_input_support import forbid_model_load, one_line_error
 
 
 def _cli(args, tmp_path, monkeypatch):
@@ -17,36 +18,19 @@ def _cli(args, tmp_path, monkeypatch):
     return CliRunner().invoke(app, args)
 
 
-def _no_model_load(monkeypatch):
-    """Validation must happen before any model is loaded."""
-    import alignkit.models
-
-    def boom(*a, **k):
-        raise AssertionError("a model was loaded before the input was validated")
-
-    monkeypatch.setattr(alignkit.models, "load_causal_lm", boom)
-
-
-def _one_line_error(r, needle):
-    from alignkit.errors import AlignkitError
-
-    assert isinstance(r.exception, AlignkitError), (r.output[-1000:], r.exception)
-    msg = str(r.exception)
-    assert needle in msg and "\n" not in msg, msg
-    return msg
 
 
 @pytest.mark.parametrize("overwrite", [True, False])
 def test_defend_never_deletes_a_user_folder(tmp_path, pairs_file, monkeypatch, overwrite):
     """Problem 28: --overwrite on a folder alignkit did not write is refused; the user's file survives."""
-    _no_model_load(monkeypatch)
+    forbid_model_load(monkeypatch)
     user = tmp_path / "userdir"
     user.mkdir()
     (user / "important.txt").write_text("keep me")
     r = _cli(["defend", "--model", "tiny-random-llama", "--dataset", str(pairs_file), "--max-steps", "1",
               "--num-samples", "4", "--batch-size", "2", "--output-dir", str(user)]
              + (["--overwrite"] if overwrite else []), tmp_path, monkeypatch)
-    msg = _one_line_error(r, "not an alignkit defence folder")
+    msg = one_line_error(r, "not an alignkit defence folder")
     if overwrite:
         assert "--overwrite only replaces alignkit defence folders" in msg
     assert "pass --overwrite" not in msg  # it would be refused again
@@ -83,11 +67,11 @@ def test_is_defence_folder(tmp_path):
 ])
 def test_defend_rejects_non_finite_numbers(tmp_path, pairs_file, monkeypatch, args, flag):
     """Problem 29: every float option of every defence must be finite, checked before anything loads."""
-    _no_model_load(monkeypatch)
+    forbid_model_load(monkeypatch)
     out = tmp_path / "out"
     r = _cli(["defend", "--model", "tiny-random-llama", "--dataset", str(pairs_file), "--max-steps", "1",
               "--output-dir", str(out), *args], tmp_path, monkeypatch)
-    msg = _one_line_error(r, flag)
+    msg = one_line_error(r, flag)
     assert "finite number" in msg
     assert not out.exists() or not any(out.rglob("*.safetensors"))
 
@@ -166,7 +150,7 @@ def test_unreadable_unfinished_run(tmp_path, pairs_file, monkeypatch, text):
     (out / "_run" / "config.json").write_text(text)
     cfg = SafetySFTConfig(model="tiny-random-llama", dataset=str(pairs_file), max_steps=1, batch_size=2,
                           max_length=32, save_every=0, output_dir=str(out))
-    _no_model_load(monkeypatch)
+    forbid_model_load(monkeypatch)
     with pytest.raises(AlignkitError, match="config.json in .* is unreadable; pass --overwrite"):
         defend(cfg)
     assert (out / "_run" / "config.json").read_text() == text

@@ -219,7 +219,9 @@ def preflight(ctx: Context) -> None:
     from alignkit.models import context_length
 
     c = ctx.config
-    check_judge_name(c.judge)
+    from alignkit.judges.base import check_judge_option
+
+    check_judge_option(c.judge)
     try:
         ctx.eval_prompts()  # --eval-dataset / --eval-split: registered, with prompts
     except AlignkitError as exc:
@@ -239,23 +241,6 @@ def preflight(ctx: Context) -> None:
         if n is not None and c.max_new_tokens >= n:
             raise AlignkitError(f"--max-new-tokens {c.max_new_tokens} does not fit the context of {e.label} "
                                 f"({n} tokens); give fewer")
-
-
-def check_judge_name(spec: str) -> None:
-    """A registered judge name (with its version and options) is checked without building the judge; a
-    ``module:Class`` import (allowed with --allow-judge-import) is imported when built."""
-    if not isinstance(spec, str):
-        return
-    name = spec.strip()
-    left, _, right = name.partition(":")
-    if ":" in name and right.isidentifier() and all(part.isidentifier() for part in left.split(".")):
-        return
-    from alignkit.judges.base import check_judge_spec
-
-    try:
-        check_judge_spec(name)
-    except AlignkitError as exc:
-        raise AlignkitError(f"--judge: {exc}") from None
 
 
 def check_attack_data(source: str, seed: int, flag: str) -> None:

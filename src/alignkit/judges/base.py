@@ -183,6 +183,22 @@ def check_judge_spec(spec: str) -> str:
     return spec
 
 
+def check_judge_option(spec: Any, flag: str = "--judge") -> None:
+    """A command's ``--judge`` value: a registered judge spec (name, version, options) is checked without building
+    the judge, so a long run fails at once (``flag: ...``, one line); a ``module:Class`` import (allowed with
+    --allow-judge-import) is left to the import."""
+    if not isinstance(spec, str):
+        return
+    name = spec.strip()
+    left, _, right = name.partition(":")
+    if ":" in name and right.isidentifier() and all(part.isidentifier() for part in left.split(".")):
+        return
+    try:
+        check_judge_spec(name)
+    except AlignkitError as exc:
+        raise AlignkitError(f"{flag}: {exc}") from None
+
+
 #: options that must be whole numbers >= 1 wherever a judge takes them
 POSITIVE_INT_OPTIONS = ("batch_size", "threads", "max_length", "max_new_tokens", "max_input_tokens")
 _MAX_INT = 2**31 - 1

@@ -95,24 +95,9 @@ def check_judge(spec: str, allowed: bool) -> None:
     from alignkit.attacks.base import check_judge_import
 
     check_judge_import(spec, allowed)
-    check_judge_name(spec)
+    from alignkit.judges.base import check_judge_option
 
-
-def check_judge_name(spec: str) -> None:
-    """A registered judge spec (name, version, options) is checked without building the judge, before a study
-    or a trial exists; a ``module:Class`` import is checked when it is imported."""
-    if not isinstance(spec, str):
-        return
-    name = spec.strip()
-    left, _, right = name.partition(":")
-    if ":" in name and right.isidentifier() and all(part.isidentifier() for part in left.split(".")):
-        return
-    from alignkit.judges.base import check_judge_spec
-
-    try:
-        check_judge_spec(name)
-    except AlignkitError as exc:
-        raise AlignkitError(f"--judge: {exc}") from None
+    check_judge_option(spec)  # before a study or a trial exists
 
 
 def default_output_dir(kind: str, model: str, extra: str = "") -> Path:
