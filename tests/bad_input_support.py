@@ -23,3 +23,20 @@ def forbid_model_load(monkeypatch, *names: str) -> None:
 
     for name in names or ("load_causal_lm",):
         monkeypatch.setattr(alignkit.models, name, boom)
+
+
+def make_training_diverge(monkeypatch, value: float = float("nan")) -> None:
+    """After training, fill the first weight tensor with ``value`` (NaN / inf): a run that diverged."""
+    from alignkit import training
+
+    real = training.train_or_restore
+
+    def diverge(trainer, resume_from):
+        real(trainer, resume_from)
+        import torch
+
+        with torch.no_grad():
+            next(trainer.model.parameters()).fill_(value)
+        return trainer
+
+    monkeypatch.setattr(training, "train_or_restore", diverge)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from bad_input_support import forbid_model_load, one_line_error
+from bad_input_support import forbid_model_load, make_training_diverge, one_line_error
 from attack_support import TINY
 
 
@@ -137,21 +137,10 @@ def test_overwrite_replaces_an_unreadable_run(tmp_path, monkeypatch):
 def test_diverged_attack_saves_no_model(tmp_path, monkeypatch, fake_judge, capfd, save_model):
     """Problem 24: weights that became NaN / inf are never saved (--save-model); without --save-model the run
     says so on stderr."""
-    from alignkit import training
     from alignkit.attacks import AttackConfig, attack
     from alignkit.errors import AlignkitError
 
-    real = training.train_or_restore
-
-    def diverge(trainer, resume_from):
-        real(trainer, resume_from)
-        import torch
-
-        with torch.no_grad():
-            next(trainer.model.parameters()).fill_(float("inf"))
-        return trainer
-
-    monkeypatch.setattr(training, "train_or_restore", diverge)
+    make_training_diverge(monkeypatch, float("inf"))
     out = tmp_path / "run"
     cfg = AttackConfig(**{**TINY, "max_steps": 1, "eval_every": 1, "eval_prompts": 2, "max_new_tokens": 2,
                           "num_samples": 4}, save_model=save_model, save_checkpoints=False, output_dir=str(out))

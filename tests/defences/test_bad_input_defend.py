@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from bad_input_support import forbid_model_load, one_line_error
+from bad_input_support import forbid_model_load, make_training_diverge, one_line_error
 
 
 def _cli(args, tmp_path, monkeypatch):
@@ -95,22 +95,11 @@ def test_every_defence_config_rejects_non_finite_floats():
 
 def test_diverged_defence_saves_no_model(tmp_path, pairs_file, monkeypatch):
     """Problem 29: weights that became NaN in training are never saved as the defended model."""
-    from alignkit import training
     from alignkit.defences import defend
     from alignkit.defences.safety_sft import SafetySFTConfig
     from alignkit.errors import AlignkitError
 
-    real = training.train_or_restore
-
-    def diverge(trainer, resume_from):
-        real(trainer, resume_from)
-        import torch
-
-        with torch.no_grad():
-            next(trainer.model.parameters()).fill_(float("nan"))
-        return trainer
-
-    monkeypatch.setattr(training, "train_or_restore", diverge)
+    make_training_diverge(monkeypatch, float("nan"))
     out = tmp_path / "d"
     cfg = SafetySFTConfig(model="tiny-random-llama", dataset=str(pairs_file), max_steps=1, batch_size=2,
                           max_length=32, save_every=0, output_dir=str(out))

@@ -28,3 +28,19 @@ attacks:
 
 TINY_OPTIONS = dict(model="tiny-random-llama", judge="ak_fake_judge:FakeJudge", allow_judge_import=True,
                     eval_prompts=3, max_new_tokens=4, capability_texts=3)
+
+
+def run_cli(args: list, monkeypatch, capsys) -> tuple[int, str, str]:
+    """``alignkit ARGS`` in-process through the root CLI: (exit status, stdout, stderr)."""
+    import sys
+
+    from alignkit import cli
+
+    monkeypatch.setattr(sys, "argv", ["alignkit", *[str(a) for a in args]])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -4,24 +4,13 @@ results and report, continuing a study, and the bad-input paths (one line, exit 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from search_support import TINY_OPTIONS
+from search_support import TINY_OPTIONS, run_cli
 
 
-def _cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    from alignkit import cli
-
-    monkeypatch.setattr(sys, "argv", ["alignkit", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_cli = run_cli
 
 
 def _opts() -> list[str]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,12 @@ import pytest
 from alignkit.attacks import AttackConfig
 from alignkit.errors import AlignkitError
 from alignkit.search.space import parse_space
-from search_support import TINY_OPTIONS
+from search_support import TINY_OPTIONS, run_cli
 
 
-def _cli(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
-    from alignkit import cli
-
-    monkeypatch.setattr(sys, "argv", ["alignkit", *[str(a) for a in args]])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.err
+def _cli(args: list, monkeypatch, capsys) -> tuple[int, str]:
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    return code, err
 
 
 def _opts() -> list[str]:
