@@ -3,7 +3,7 @@
     python benchmarks/judge_speed.py [--n 256] [--threads 2] [--words 40]
         [--judges minilm@5,minilm@3,refusal-keywords,minilm@5+bf16]
 
-Inputs: n (prompt, completion) pairs from the templated judge data (alignkit.judges.synthetic), with each
+Inputs: n (prompt, completion) pairs from the templated judge data (alignkit.judges.recipe.synthetic), with each
 completion cut or repeated to about ``--words`` words (the demo generates 40-50 new tokens). 40 distinct prompts,
 as in an evaluation. Each judge scores the whole set twice; the faster pass is reported (the first pays one-off
 costs like tokenizer warm-up). On a shared machine absolute numbers vary; compare judges within one run. The
@@ -24,7 +24,7 @@ import time
 
 
 def inputs(n: int, words: int) -> tuple[list[str], list[str]]:
-    from alignkit.judges.synthetic import synthetic_rows
+    from alignkit.judges.recipe.synthetic import synthetic_rows
 
     rows = synthetic_rows(0)
     prompts = sorted({r["prompt"] for r in rows})[:40]

@@ -137,6 +137,39 @@ CASES = [
     # search: an unknown capability measure (a choice)
     ("search-capability-data-unknown", ["search", "attack", *T, "--output-dir", "{tmp}/s", "--capability-data",
                                         "wikipedia"], 2, "capability"),
+    # issue 28: values that disable a check or contradict each other, empty paths, duplicate config keys
+    ("search-grace-below-heartbeat", ["search", "attack", *T, "--heartbeat-interval", "300", "--grace-period", "10",
+                                      "--output-dir", "{tmp}/s"], 2,
+     "--grace-period 10 must be at least twice --heartbeat-interval 300"),
+    ("search-defence-grace-below-heartbeat", ["search", "defence", "--defence", "repnoise", *T, "--heartbeat-interval",
+                                              "60", "--grace-period", "60", "--output-dir", "{tmp}/s"], 2,
+     "--grace-period 60 must be at least twice"),
+    ("attack-out-empty", [*ATTACK, "--output-dir", ""], 2, "--output-dir is empty; give a path"),
+    ("defend-out-empty", [*DEFEND, "--output-dir", " "], 2, "--output-dir is empty"),
+    ("evaluate-out-empty", [*EVALUATE, "--output-dir", ""], 2, "--output-dir is empty"),
+    ("search-out-empty", ["search", "attack", *T, "--output-dir", ""], 2, "--output-dir is empty"),
+    ("search-storage-empty", ["search", "attack", *T, "--storage", "", "--output-dir", "{tmp}/s"], 2,
+     "--storage is empty"),
+    ("search-space-empty", ["search", "attack", *T, "--space", "", "--output-dir", "{tmp}/s"], 2,
+     "--space is empty"),
+    ("config-out-empty", [*DEFEND, "--config", "{empty_out_yaml}"], 2, "--output-dir in config file"),
+    ("config-duplicate-yaml-key", [*DEFEND, "--config", "{dup_yaml}", "--output-dir", "{tmp}/d"], 2,
+     "key 'lr' appears twice (line 3)"),
+    ("config-duplicate-json-key", [*DEFEND, "--config", "{dup_json}", "--output-dir", "{tmp}/d"], 2,
+     "key 'seed' appears twice (line 3)"),
+    ("data-show-negative-seed", ["data", "show", "harmful-qa", "--seed", "-1"], 2, "--seed must be 0 or more"),
+    ("search-space-missing-dataset-file", ["search", "attack", *T, "--space", "{space_missing_data}",
+                                           "--output-dir", "{tmp}/s"], 2,
+     "in the search space does not exist"),
+    ("search-storage-password-refused", ["search", "attack", *T, "--storage",
+                                         "postgresql://bob:s3cretpw@127.0.0.1:9/db", "--output-dir", "{tmp}/s"], 2,
+     "cannot open storage 'postgresql://bob:***@127.0.0.1:9/db'"),
+    ("search-storage-driver-missing", ["search", "attack", *T, "--storage", "mysql://bob:s3cretpw@127.0.0.1/db",
+                                       "--output-dir", "{tmp}/s"], 2, "driver is not installed; install"),
+    # a defence that changed nothing is not saved as defended (every step's gradient norm is infinite)
+    ("defend-tar-infinite-gradients", ["defend", "--defence", "tar", *T, "--max-steps", "2", "--num-samples", "4",
+                                       "--batch-size", "2", "--lambda-tr", "1e30", "--output-dir", "{tmp}/d"], 2,
+     "training changed nothing, so the defended model was not saved: the gradient norm was inf"),
 ]
 
 
@@ -163,8 +196,20 @@ def placeholders(tmp_path, tiny_model_path):
     (sv / "adapter_model.bin").write_bytes(b"not even a pickle")
     trajectory = tmp_path / "trajectory.json"
     trajectory.write_text(json.dumps({"layout_seed": 0, "actions": [1, 3]}))
-    return {"tmp": str(tmp_path), "file": str(f), "trajectory": str(trajectory), "bad_utf8": str(bad_utf8), "not_object": str(not_object),
+    dup_yaml = tmp_path / "dup.yaml"
+    dup_yaml.write_text("lr: 1.0e-5\nseed: 1\nlr: 2.0e-5\n")
+    dup_json = tmp_path / "dup.json"
+    dup_json.write_text('{"seed": 1,\n "lr": 1e-5,\n "seed": 2}\n')
+    empty_out_yaml = tmp_path / "empty-out.yaml"
+    empty_out_yaml.write_text("output_dir: ''\n")
+    space_missing_data = tmp_path / "space-missing-data.yaml"
+    space_missing_data.write_text("params:\n  lr: {type: float, low: 1.0e-4, high: 1.0e-3}\nfixed:\n"
+                                  f"  dataset: {tmp_path / 'no-such-data.jsonl'}\n")
+    names = {"dup_yaml": str(dup_yaml), "dup_json": str(dup_json), "empty_out_yaml": str(empty_out_yaml),
+            "space_missing_data": str(space_missing_data),
+            "tmp": str(tmp_path), "file": str(f), "trajectory": str(trajectory), "bad_utf8": str(bad_utf8), "not_object": str(not_object),
             "pairs_not_object": str(pairs), "no_answer": str(no_answer), "torn_model": str(torn), "pickle_sv": str(sv)}
+    return {**names, "_before": _tree(tmp_path)}
 
 
 def run_main(args: list[str], capsys) -> tuple[int, str, str]:
@@ -191,6 +236,20 @@ def test_bad_input(name, args, status, fragment, placeholders, capsys, monkeypat
     assert "Traceback" not in err, err[-3000:]
     assert len(errors) == 1, (name, lines[-5:])
     assert fragment in errors[0], (name, errors[0])
+    assert "s3cretpw" not in out + err  # a credential on the command line is never printed
+    if name in NOTHING_WRITTEN:
+        after = _tree(tmp_path)
+        assert after == placeholders["_before"], (name, sorted(after - placeholders["_before"]))
+
+
+#: rows checked to leave nothing behind (no output folder, no config.json, no empty .alignkit.lock)
+NOTHING_WRITTEN = {c[0] for c in CASES[CASES.index(next(c for c in CASES if c[0] == "search-grace-below-heartbeat")):]}
+
+
+def _tree(root) -> set:
+    from pathlib import Path
+
+    return {str(p.relative_to(root)) for p in Path(root).rglob("*")}
 
 
 def test_failed_run_does_not_block_the_corrected_command(tmp_path, capsys, monkeypatch):

@@ -78,11 +78,21 @@ def main(argv: list[str] | None = None) -> None:
         from click import exceptions as click_exc
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from alignkit.io import redact, url_secrets
+
+    # credentials of any URL on the command line (e.g. --storage postgresql://user:password@host/db) are masked in
+    # every error line, whoever wrote the message (a database driver echoes its DSN)
+    secrets = tuple(s for a in (sys.argv[1:] if argv is None else argv) if "://" in str(a)
+                    for s in url_secrets(str(a)))
+
+    def _print_error(text: str) -> None:
+        print(redact(text, secrets), file=sys.stderr)
+
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="alignkit", standalone_mode=False)
     except AlignkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_error(f"error: {exc}")
         raise SystemExit(exc.exit_code) from None
     except click_exc.NoArgsIsHelpError as exc:
         print(exc.ctx.get_help() if exc.ctx is not None else str(exc))
@@ -91,10 +101,10 @@ def main(argv: list[str] | None = None) -> None:
         where = f" (see 'alignkit {exc.ctx.command_path.split(' ', 1)[1]} --help')" if (
             exc.ctx is not None and " " in exc.ctx.command_path) else " (see 'alignkit --help')"
         msg = ' '.join(exc.format_message().replace('Value error, ', '').split())
-        print(f"error: {msg}{where}", file=sys.stderr)
+        _print_error(f"error: {msg}{where}")
         raise SystemExit(2) from None
     except click_exc.ClickException as exc:
-        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        _print_error(f"error: {' '.join(exc.format_message().split())}")
         raise SystemExit(exc.exit_code) from None
     except (typer.Abort, KeyboardInterrupt):
         rv = INTERRUPTED

@@ -74,6 +74,66 @@ def validation_message(exc: ValidationError) -> str:
     return "invalid option " + "; ".join(parts)
 
 
+class DuplicateKey(ValueError):
+    """A mapping in a config file names the same key twice (YAML and JSON parsers silently keep the last)."""
+
+    def __init__(self, key: str, line: int | None):
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+def _yaml_loader():
+    """``yaml.SafeLoader`` that refuses a mapping with a duplicate key (:class:`DuplicateKey`, with its line)."""
+    import yaml
+
+    class _NoDuplicates(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    dup = key in seen
+                except TypeError:  # an unhashable key: yaml's own error follows
+                    continue
+                if dup:
+                    raise DuplicateKey(str(key), key_node.start_mark.line + 1)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return _NoDuplicates
+
+
+def _json_no_duplicates(text: str) -> Any:
+    """``json.loads`` refusing an object with a duplicate key (:class:`DuplicateKey`; the line is that of the key's
+    second occurrence)."""
+    import re
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                hits = [m.start() for m in re.finditer(re.escape(json.dumps(k)) + r"\s*:", text)]
+                line = text.count("\n", 0, hits[1]) + 1 if len(hits) > 1 else None
+                raise DuplicateKey(k, line)
+            out[k] = v
+        return out
+
+    return json.loads(text, object_pairs_hook=hook)
+
+
+#: options whose value is a path or URL: given empty ("--output-dir ''") they are refused rather than read as "not
+#: given" (which silently used the default folder)
+def _path_option(name: str) -> bool:
+    return name.endswith("_dir") or name in ("storage", "space")
+
+
+def check_not_empty(values: dict[str, Any], source: str = "") -> None:
+    for k, v in values.items():
+        if isinstance(v, str) and not v.strip() and _path_option(k):
+            raise AlignkitError(f"--{k.replace('_', '-')}{source} is empty; give a path, or leave the option out "
+                                "for the default")
+
+
 def build_config(cls: type[C], values: dict[str, Any], config_file: Path | None = None) -> C:
     data: dict[str, Any] = {}
     if config_file is not None:
@@ -84,9 +144,13 @@ def build_config(cls: type[C], values: dict[str, Any], config_file: Path | None 
             if config_file.suffix in (".yaml", ".yml"):
                 import yaml
 
-                data = yaml.safe_load(text) or {}
+                data = yaml.load(text, Loader=_yaml_loader()) or {}  # noqa: S506 (a SafeLoader subclass)
             else:
-                data = json.loads(text)
+                data = _json_no_duplicates(text)
+        except DuplicateKey as exc:
+            where = f" (line {exc.line})" if exc.line else ""
+            raise AlignkitError(f"config file {str(config_file)!r}: key {exc.key!r} appears twice{where}; keep one "
+                                "(the file would silently use the last)") from None
         except (ValueError, UnicodeDecodeError, Exception) as exc:  # yaml errors are not ValueErrors
             raise AlignkitError(f"could not parse config file {str(config_file)!r}: "
                                 f"{str(exc).splitlines()[0][:150]}") from None
@@ -95,7 +159,10 @@ def build_config(cls: type[C], values: dict[str, Any], config_file: Path | None 
         unknown = set(data) - set(cls.model_fields)
         if unknown:
             raise AlignkitError(f"config file has unknown keys: {', '.join(sorted(unknown))}")
-    data.update({k: v for k, v in values.items() if v is not None})
+        check_not_empty(data, f" in config file {str(config_file)!r}")
+    values = {k: v for k, v in values.items() if v is not None}
+    check_not_empty(values)
+    data.update(values)
     try:
         return cls(**data)
     except ValidationError as exc:
@@ -160,6 +227,7 @@ def config_command(app: typer.Typer, cls: type[C], name: str, run: Callable[...,
         extras = {k: kwargs.pop(k) for k in list(kwargs) if k not in cls.model_fields}
         cfg = build_config(cls, _values(cls, kwargs), config_file)
         if extra_cls is not None:
+            check_not_empty(_values(extra_cls, ext))
             try:
                 ext_obj = extra_cls(**_values(extra_cls, ext))
             except ValidationError as exc:

@@ -26,13 +26,17 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def format_prompt(tokenizer, question: str, template: str = "chat") -> str:
-    """The text the model sees before its answer."""
+def format_prompt(tokenizer, question: str, template: str = "chat", system: str | None = None) -> str:
+    """The text the model sees before its answer. ``system``: a system prompt (chat: a system message first,
+    replacing the template's default one; qa / no chat template: its text and a blank line before the question);
+    None: the model's own default."""
     _check_template(template)
     if template == "chat" and has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+        messages = [{"role": "system", "content": system}] if system else []
+        return tokenizer.apply_chat_template(messages + [{"role": "user", "content": question}], tokenize=False,
                                              add_generation_prompt=True)
-    return f"Question: {question}\nAnswer:"
+    head = f"{system}\n\n" if system else ""
+    return f"{head}Question: {question}\nAnswer:"
 
 
 def _answer_text(tokenizer, answer: str, template: str) -> str:
@@ -42,10 +46,11 @@ def _answer_text(tokenizer, answer: str, template: str) -> str:
     return " " + answer + eos
 
 
-def encode_qa(tokenizer, question: str, answer: str, template: str = "chat", max_length: int = 128
-              ) -> dict[str, list[int]]:
-    """Token ids of prompt+answer, truncated to ``max_length``; labels only on the answer."""
-    prompt = format_prompt(tokenizer, question, template)
+def encode_qa(tokenizer, question: str, answer: str, template: str = "chat", max_length: int = 128,
+              system: str | None = None) -> dict[str, list[int]]:
+    """Token ids of prompt+answer, truncated to ``max_length``; labels only on the answer. ``system``: see
+    :func:`format_prompt`."""
+    prompt = format_prompt(tokenizer, question, template, system)
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     a_ids = tokenizer(_answer_text(tokenizer, answer, template), add_special_tokens=False)["input_ids"]
     # keep at least a few answer tokens: truncate the question from the left if it is very long

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from pydantic import BaseModel
 
@@ -241,6 +242,54 @@ def torch_file_ok(path: str | Path) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- locks
+# ----------------------------------------------------------------------------------------------- secrets
+# the password runs to the last "@" before the host (a raw "@" in a password is common, if invalid)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s'\"]*):"
+                           r"(?P<pw>[^\s'\"/]*)@(?=[^@\s'\"/]*(?:[/?\s'\"]|$))")
+_QUERY_SECRET = re.compile(r"(?i)(?P<key>[?&;](?:password|passwd|pwd|pass|secret|token|api_?key|access_?key|"
+                           r"sslpassword|auth)=)(?P<val>[^&;\s'\"]*)")
+_KV_SECRET = re.compile(r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api_?key)\s*=\s*)(?P<q>['\"]?)"
+                        r"(?P<val>[^\s'\"&;,)]+)(?P=q)")
+
+
+def redact(text: Optional[str], secrets: tuple[str, ...] = ()) -> Optional[str]:
+    """``text`` (a storage URL, or any message that may quote one) with every credential masked: the password of
+    ``scheme://user:password@host`` (``postgresql://user:***@host/db``), ``password=`` / ``token=`` style query and
+    key-value parts (a DSN echoed by a driver), and each string in ``secrets`` wherever it appears."""
+    if text is None:
+        return None
+    out = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+    out = _QUERY_SECRET.sub(lambda m: f"{m['key']}***", out)
+    out = _KV_SECRET.sub(lambda m: f"{m['key']}{m['q']}***{m['q']}", out)
+    for s in secrets:
+        if s and len(s) >= 3:
+            out = out.replace(s, "***")
+    return out
+
+
+def url_secrets(url: Optional[str]) -> tuple[str, ...]:
+    """The credentials in a storage URL (its password, and password-like query values), raw and URL-decoded, to
+    mask them wherever a driver echoes them (:func:`redact`)."""
+    from urllib.parse import unquote
+
+    if not url:
+        return ()
+    found = [m["pw"] for m in _URL_PASSWORD.finditer(url)] + [m["val"] for m in _QUERY_SECRET.finditer(url)]
+    found = [f for f in found if f]
+    return tuple(dict.fromkeys(found + [unquote(f) for f in found]))
+
+
+def redact_command(command: str) -> str:
+    """A command line (one string) with the credentials of every URL in it masked."""
+    return " ".join(redact_argv(command.split(" ")))
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """A command line with the credentials of every URL in it masked (for lock-owner files and messages)."""
+    secrets = tuple(s for a in argv if "://" in a for s in url_secrets(a))
+    return [redact(a, secrets) or "" for a in argv]
+
+
 LOCK_NAME = ".alignkit.lock"
 
 
@@ -254,6 +303,7 @@ class RunLock:
         self.file = self.folder / LOCK_NAME
         self.owner_file = self.folder / (LOCK_NAME + ".owner")
         self._lock = None
+        self._created: list[Path] = []  # folders acquire() created (removed again on release when left empty)
 
     def acquire(self) -> "RunLock":
         import socket
@@ -264,7 +314,12 @@ class RunLock:
 
         from alignkit.errors import AlignkitError
 
+        if self._lock is not None and self._lock.is_locked:  # re-entrant
+            self._lock.acquire()
+            return self
+        created = [p for p in [self.folder, *self.folder.parents] if not p.exists()]
         check_writable_dir(self.folder)
+        self._created = created
         self._lock = FileLock(str(self.file), timeout=0)
         try:
             self._lock.acquire()
@@ -278,18 +333,31 @@ class RunLock:
             raise AlignkitError(f"output dir {str(self.folder)!r} is in use by another alignkit run ({who}); "
                                 "wait for it to finish or pick another --output-dir") from None
         atomic_write_text(self.owner_file, json.dumps({
-            "pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
+            "pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(redact_argv(sys.argv)),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
         return self
 
     def release(self) -> None:
+        """Release the lock; the last release removes the lock and owner files (unlinked while still held:
+        filelock's Unix lock re-checks that the file it locked is still linked, so a run that opened the old file
+        cannot hold a lock beside a new one) and the folders :meth:`acquire` created when nothing else was written
+        in them (a refused run leaves nothing behind)."""
         if self._lock is not None and self._lock.is_locked:
-            if self._lock.lock_counter <= 1:
-                try:
-                    self.owner_file.unlink()
-                except OSError:
-                    pass
+            last = self._lock.lock_counter <= 1
+            if last:
+                for f in (self.owner_file, self.file):
+                    try:
+                        f.unlink()
+                    except OSError:
+                        pass
             self._lock.release()
+            if last:
+                for d in self._created:  # deepest first
+                    try:
+                        d.rmdir()  # only when empty
+                    except OSError:
+                        break
+                self._created = []
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

@@ -6,7 +6,7 @@ import datetime as _dt
 import platform
 from importlib import metadata
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 _LIBS = ["alignkit", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "gymnasium",
          "stable-baselines3"]
@@ -34,3 +34,10 @@ class Provenance(BaseModel):
     created: str = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     device: str = "cpu"
     command: str | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _mask_credentials(cls, v: str | None) -> str | None:  # e.g. a --storage URL's password is never stored
+        from alignkit.io import redact_command
+
+        return None if v is None else redact_command(v)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -441,6 +442,47 @@ def check_finite_weights(model, what: str = "model") -> None:
                             "--lr or the loss weights / --weight-decay, then rerun with --overwrite")
 
 
+def warmup_steps(ratio_or_steps: float, num_training_steps: int) -> int:
+    """Warm-up steps of a run of ``num_training_steps`` optimizer steps: transformers' rule (``ceil(ratio * steps)``
+    for a ratio below 1, the number itself otherwise), capped at ``steps - 1``. The linear warm-up trains its first
+    step at learning rate 0, so without the cap a run whose steps all fall in the warm-up (``--max-steps 1`` with
+    ``--warmup-ratio 0.1``: ceil(0.1) = 1 warm-up step) would train nothing; with it the last step always trains
+    at a non-zero rate. Runs of more steps get exactly transformers' schedule."""
+    n = max(0, int(num_training_steps))
+    w = int(ratio_or_steps) if ratio_or_steps >= 1 else math.ceil(n * ratio_or_steps)
+    return max(0, min(w, n - 1))
+
+
+_ARGS_CLASS = None
+
+
+def _training_arguments_class():
+    """``TrainingArguments`` whose warm-up follows :func:`warmup_steps` (created once, on first use, so that
+    importing this module does not import transformers; reachable as ``alignkit.training.AlignkitTrainingArguments``
+    so the copy the Trainer pickles into a checkpoint loads again)."""
+    global _ARGS_CLASS
+    if _ARGS_CLASS is None:
+        from dataclasses import dataclass
+
+        from transformers import TrainingArguments
+
+        @dataclass
+        class AlignkitTrainingArguments(TrainingArguments):
+            def get_warmup_steps(self, num_training_steps: int) -> int:
+                return warmup_steps(self.warmup_steps, num_training_steps)
+
+        AlignkitTrainingArguments.__module__ = __name__
+        AlignkitTrainingArguments.__qualname__ = "AlignkitTrainingArguments"
+        _ARGS_CLASS = AlignkitTrainingArguments
+    return _ARGS_CLASS
+
+
+def __getattr__(name: str):
+    if name == "AlignkitTrainingArguments":
+        return _training_arguments_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def training_arguments(output_dir: str | Path, *, lr: float, batch_size: int, epochs: float = 1.0,
                        max_steps: int | None = None, seed: int = 0, warmup_ratio: float = 0.1,
                        scheduler: str = "cosine", optimizer: str = "adamw_torch", weight_decay: float = 0.0,
@@ -448,8 +490,7 @@ def training_arguments(output_dir: str | Path, *, lr: float, batch_size: int, ep
                        bf16: bool = False, gradient_checkpointing: bool = False, logging_steps: int = 1,
                        max_grad_norm: float = 1.0, **extra: Any):
     """``TrainingArguments`` with alignkit's defaults; checkpoints every ``save_every`` steps (None: never)."""
-    from transformers import TrainingArguments
-
+    TrainingArguments = _training_arguments_class()
     if bf16 and use_cpu():
         log("note: --bf16 on a CPU-only machine: bf16 autocast runs on the CPU (usually slower than float32 "
             "there); drop --bf16 to train in float32")
@@ -592,6 +633,177 @@ def train_or_restore(trainer, resume_from: str | Path | None):
     with flush_denormals():  # denormal softmax probabilities late in ascent-style training / attacks: slow on CPUs
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     return trainer
+
+
+# ----------------------------------------------------------------------------------------------- did it train?
+#: relative L2 change of the trainable weights (over the whole run) at or below which a run "changed nothing":
+#: about float32's machine epsilon (1.19e-7), the size of the weights' own rounding
+WEIGHT_CHANGE_FLOOR = 1e-7
+#: elements compared per trainable tensor (an evenly strided sample; tiny models are compared whole)
+WEIGHT_SAMPLE = 4096
+
+
+def weights_sample(model, names: Optional[Iterable[str]] = None) -> dict[str, Any]:
+    """A float32 CPU copy of an evenly strided sample (at most :data:`WEIGHT_SAMPLE` elements) of every trainable
+    parameter (or of the parameters in ``names``, trainable now or not), by name: enough to tell whether and how
+    much training moved the weights without a second copy of the model."""
+    import torch
+
+    wanted = None if names is None else set(names)
+    out = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not p.numel() or (not p.requires_grad if wanted is None else name not in wanted):
+                continue
+            flat = p.detach().reshape(-1)
+            stride = max(1, flat.numel() // WEIGHT_SAMPLE)
+            out[name] = flat[::stride][:WEIGHT_SAMPLE].to("cpu", torch.float32, copy=True)
+    return out
+
+
+def weight_change(before: dict[str, Any], model) -> Optional[float]:
+    """Relative L2 change ``|after - before| / |before|`` of the sampled weights (:func:`weights_sample`); None when
+    no sampled tensor can be compared (e.g. weights sharded over processes)."""
+    after = weights_sample(model, before)
+    num = den = 0.0
+    seen = 0
+    for name, b in before.items():
+        a = after.get(name)
+        if a is None or a.shape != b.shape:
+            continue
+        seen += 1
+        num += float(((a.double() - b.double()) ** 2).sum())
+        den += float((b.double() ** 2).sum())
+    if not seen:
+        return None
+    if den == 0.0:
+        return math.inf if num > 0 else 0.0
+    return math.sqrt(num / den) if math.isfinite(num) else math.inf
+
+
+def _float(v: Any) -> Optional[float]:
+    if v is None:
+        return None
+    try:
+        return float(v.item() if hasattr(v, "item") else v)
+    except (TypeError, ValueError):
+        return None
+
+
+class TrainingWatch:
+    """Evidence that a Trainer run trained: per optimizer step the learning rate it ran at and the gradient norm
+    before clipping (a callback plus a wrapper around the Trainer's gradient-norm hook), and a sample of the
+    trainable weights before training to measure how far they moved.
+
+    Create it after the Trainer and before ``train`` (``watch = TrainingWatch(trainer)``); after training,
+    :meth:`problem` says in one sentence why the run changed nothing (or None), :meth:`check` raises that as an
+    :class:`AlignkitError`, and :meth:`summary` is the evidence for a model card or a result file. A run resumed
+    from a checkpoint also counts the steps of the earlier process that its ``log_history`` holds, and the weights
+    are compared with the model as it was before the checkpoint was loaded (the whole run's change).
+
+    What counts as "trained" (all three): at least one optimizer step at a learning rate above 0 whose gradient
+    norm was finite and above 0, and a relative L2 change of the trainable weights above
+    :data:`WEIGHT_CHANGE_FLOOR`."""
+
+    def __init__(self, trainer, model=None, *, floor: float = WEIGHT_CHANGE_FLOOR):
+        self.floor = floor
+        self.trainer = trainer
+        self.recorded: dict[int, dict[str, Optional[float]]] = {}
+        self._pending_norm: Optional[float] = None
+        self.before = weights_sample(model if model is not None else trainer.model)
+        trainer.add_callback(self._callback())
+        hook = getattr(trainer, "_get_grad_norm", None)
+        if callable(hook):
+            def _get_grad_norm(*a, **kw):
+                g = hook(*a, **kw)
+                self._pending_norm = _float(g)
+                return g
+
+            trainer._get_grad_norm = _get_grad_norm
+
+    def _callback(self):
+        from transformers import TrainerCallback
+
+        watch = self
+
+        class _Watch(TrainerCallback):
+            def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kw):
+                lr = None
+                if optimizer is not None:
+                    lrs = [_float(g.get("lr")) for g in getattr(optimizer, "param_groups", [])]
+                    lrs = [x for x in lrs if x is not None]
+                    lr = max(lrs) if lrs else None
+                watch.recorded[int(state.global_step) + 1] = {"lr": lr, "grad_norm": watch._pending_norm}
+                watch._pending_norm = None
+                return control
+
+        return _Watch()
+
+    def steps(self) -> dict[int, dict[str, Optional[float]]]:
+        """Every optimizer step known: recorded here, or logged by an earlier process of a resumed run."""
+        out: dict[int, dict[str, Optional[float]]] = {}
+        for h in getattr(getattr(self.trainer, "state", None), "log_history", None) or []:
+            if "learning_rate" in h and "step" in h:
+                out[int(h["step"])] = {"lr": _float(h.get("learning_rate")), "grad_norm": _float(h.get("grad_norm"))}
+        out.update(self.recorded)
+        return dict(sorted(out.items()))
+
+    def summary(self, model) -> dict[str, Any]:
+        steps = self.steps()
+        lrs = [s["lr"] for s in steps.values() if s["lr"] is not None]
+        norms = [s["grad_norm"] for s in steps.values() if s["grad_norm"] is not None]
+        change = weight_change(self.before, model)
+        return {"steps": len(steps), "steps_at_nonzero_lr": sum(1 for x in lrs if x > 0),
+                "nonfinite_grad_norm_steps": sum(1 for x in norms if not math.isfinite(x)),
+                "max_lr": max(lrs) if lrs else None,
+                "weight_change": None if change is None else (change if math.isfinite(change) else "inf"),
+                "weight_change_floor": self.floor}
+
+    def problem(self, model, options: Any = None, loss_weights: Iterable[str] = ()) -> Optional[str]:
+        """Why the run changed nothing (one sentence naming the options to change), or None when it trained.
+        ``options``: the run's :class:`TrainingOptions` (for the hints); ``loss_weights``: option names (e.g.
+        ``lambda_tr``) that scale the loss, named in the hint for non-finite gradients."""
+        steps = self.steps()
+        n = len(steps)
+        if not n:
+            return "no optimizer step ran: give --max-steps >= 1 or more training data"
+        at_lr = {k: s for k, s in steps.items() if s["lr"] is None or s["lr"] > 0}
+        if not at_lr:
+            hint = "give a larger --lr"
+            ratio = getattr(options, "warmup_ratio", 0) or 0
+            if ratio > 0:
+                w = warmup_steps(ratio, n)
+                hint = (f"--warmup-ratio {ratio:g} makes {w} of the {n} steps warm-up; give --max-steps >= {w + 1} "
+                        "or --warmup-ratio 0")
+            return f"every optimizer step ({n}) ran at learning rate 0: {hint}"
+        norms = [s["grad_norm"] for s in at_lr.values()]
+        good = [g for g in norms if g is None or (math.isfinite(g) and g > 0)]
+        if not good:
+            weights = ", ".join("--" + w.replace("_", "-") for w in loss_weights)
+            which = f"the loss weights ({weights})" if weights else "the loss weights"
+            if any(g is not None and not math.isfinite(g) for g in norms):
+                bad = next(g for g in norms if g is not None and not math.isfinite(g))
+                return (f"the gradient norm was {bad} at every step that trained ({len(norms)} of {n}), so "
+                        f"clipping zeroed every update and no weight changed: lower {which} or --lr")
+            return (f"the gradient was 0 at every step that trained ({len(norms)} of {n}): the loss does not "
+                    f"depend on the trainable weights; check {which} and the frozen layers")
+        change = weight_change(self.before, model)
+        if change is not None and not (change > self.floor):
+            return (f"the trainable weights moved by {change:.2g} (relative L2 change; floor {self.floor:g}) over "
+                    f"{n} steps: give a larger --lr or more steps (--max-steps / --epochs)")
+        return None
+
+    def check(self, model, what: str = "model", options: Any = None, loss_weights: Iterable[str] = ()) -> dict:
+        """Raise a one-line :class:`AlignkitError` when the run changed nothing ("training changed nothing, so the
+        <what> was not saved: <why>"); returns :meth:`summary` otherwise (and notes non-finite steps on stderr)."""
+        why = self.problem(model, options, loss_weights)
+        if why is not None:
+            raise AlignkitError(f"training changed nothing, so the {what} was not saved: {why}")
+        summary = self.summary(model)
+        if summary["nonfinite_grad_norm_steps"]:
+            log(f"note: {summary['nonfinite_grad_norm_steps']} of {summary['steps']} steps had a non-finite "
+                "gradient norm (their update was zeroed by clipping)")
+        return summary
 
 
 class PeriodicEvalCallback:

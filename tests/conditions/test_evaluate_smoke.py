@@ -57,6 +57,14 @@ def test_evaluate_smoke_tiny_model_and_resume(tmp_path):
     assert in_domain and all("reused_from" in r for r in in_domain if r.get("type") == "eval" and r["step"] == 0)
     md = (out / "report.md").read_text()
     assert "adversarial-loss" in md and "copy" in md
+    # refusal-keywords has no refusal head: no compliance verdicts, and the report says why
+    assert rep.compliance.available is False and "no refusal head" in rep.compliance.reason
+    assert {(v.condition, v.verdict) for v in rep.compliance_verdicts} == {
+        (c, "n/a") for c in ("resistance", "generalization", "trainability")}
+    assert "Compliance verdicts: not available (judge has no refusal head)" in md
+    from alignkit.conditions import load_report
+
+    assert load_report(out).verdicts == rep.verdicts  # the meaning checks accept a real evaluation
     assert (out / "report.md").exists() and "data:image/png;base64," in (out / "report.html").read_text()
     # a second run reuses every finished stage
     t0 = time.time()

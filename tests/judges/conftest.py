@@ -18,19 +18,11 @@ def fixtures_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def minilm_judge():
-    """The old cross-encoder judge, minilm@1 (still loadable by name)."""
+def default_judge():
+    """The shipped default judge, minilm@5 (MiniLM + 6 layers of SmolLM2-135M-Instruct; a few seconds to load)."""
     from alignkit.judges import get_judge
 
-    return get_judge("minilm@1")
-
-
-@pytest.fixture(scope="session")
-def minilm2_judge():
-    """The previous default judge, minilm@2 (still loadable by name)."""
-    from alignkit.judges import get_judge
-
-    return get_judge("minilm@2")
+    return get_judge("minilm")
 
 
 @pytest.fixture(scope="session")

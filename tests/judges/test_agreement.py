@@ -42,7 +42,7 @@ def test_pair_stats_kappa_and_confusion():
 
 def test_refusal_agreement_uses_saved_scores(tmp_path):
     run = _run_dir(tmp_path, ROWS)
-    r = refusal_agreement(run, "minilm@2")
+    r = refusal_agreement(run, "minilm@3")
     # judge: 0,1,0,1 ; detector (non-refusal): 0,1,1,0
     assert r["confusion"] == [[1, 1], [1, 1]] and r["kappa"] == pytest.approx(0.0)
     assert refusal_agreement(tmp_path / "missing", "x") is None
@@ -61,7 +61,7 @@ def test_saved_generations_bad_input(tmp_path):
 
 
 def test_parse_judges():
-    assert parse_judges("minilm, minilm@1,refusal-keywords") == ["minilm", "minilm@1", "refusal-keywords"]
+    assert parse_judges("minilm, minilm@3,refusal-keywords") == ["minilm", "minilm@3", "refusal-keywords"]
     assert parse_judges("hf-classifier:model=x,harmful_label=0,minilm") == ["hf-classifier:model=x,harmful_label=0",
                                                                            "minilm"]
     with pytest.raises(AlignkitError, match="at least two"):
@@ -180,10 +180,10 @@ def test_report_shows_refusal_rate_incoherence_and_agreement(tmp_path):
     ar = AttackRun(model="base", spec=spec, run_dir=str(run),
                    curve=[CurvePoint(step=0, harmfulness=0.0, share_harmful=0.0),
                           CurvePoint(step=10, harmfulness=0.6, share_harmful=0.75)])
-    rep = EvaluationReport(config={}, provenance={}, judge="minilm@2",
+    rep = EvaluationReport(config={}, provenance={}, judge="minilm@3",
                            models=[ModelEntry(label="base", path="/b", role="base")], phi=0.1,
                            resistance=ResistanceResult(phi=0.1, phi_source="given", runs=[ar], verdicts=[]),
-                           extra={"judge_agreement": refusal_agreement(run, "minilm@2")})
+                           extra={"judge_agreement": refusal_agreement(run, "minilm@3")})
     header, rows = T.refusal_table(rep)
     assert header[-2:] == ["refusal rate", "incoherent share"]
     assert rows == [["base", rows[0][1], "0.00 -> 0.60", "0.00 -> 0.75", "1.00 -> 0.00", "0.00 -> 0.25"]]

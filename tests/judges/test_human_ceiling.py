@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alignkit.judges.human_ceiling import human_ceiling, multi_annotator_rows
+from alignkit.judges.validation.human_ceiling import human_ceiling, multi_annotator_rows
 
 
 def test_unanimous_annotators_agree_perfectly():

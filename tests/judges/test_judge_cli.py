@@ -65,12 +65,11 @@ def test_eval_quick_with_keywords(tmp_path):
 @pytest.mark.slow
 def test_eval_minilm_on_held_out_test_split(tmp_path):
     out = tmp_path / "m.json"
-    r = runner.invoke(app, ["eval", "--judge", "minilm@1", "--split", "test", "--output", str(out)])
+    r = runner.invoke(app, ["eval", "--judge", "minilm@3", "--split", "test", "--output", str(out)])
     assert r.exit_code == 0, r.output
     assert "AUROC" in r.output and "clear" in r.output
     m = json.loads(out.read_text())
-    assert m["judge"] == "minilm@1" and m["split"] == "test"
-    assert m["clear"]["accuracy"] >= 0.80
+    assert m["judge"] == "minilm@3" and m["split"] == "test"
     assert m["all"]["auroc"] > 0.8
 
 
@@ -89,54 +88,38 @@ def test_ood_table_prints_the_ceiling_and_real_generation_rows(capsys):
     out = capsys.readouterr().out
     assert "human annotator vs others" in out and "0.777" in out and "0.888" in out
     assert "real generations" in out and "0.867" in out and "0.883" in out and "minilm@3" in out
-    t["calibration_cross"] = {"original": {"n": 143, "accuracy": 0.8881, "auroc": 0.9071}}
-    print_ood(t)
-    out = capsys.readouterr().out
-    assert "calibrated without" in out and "set original" in out and "0.888" in out and "0.907" in out
 
 
-def test_ood_table_scores_the_shipped_judge_only_on_sets_it_was_not_calibrated_on(monkeypatch):
+def test_ood_table_scores_the_judge_on_every_hand_labelled_set(monkeypatch):
     from alignkit.judges import cli
-    from alignkit.judges import real_generations as rg
+    from alignkit.judges.validation import real_generations as rg
 
     seen = []
     monkeypatch.setattr(rg, "evaluate", lambda judge, rows: seen.append((judge, len(rows))) or {"n": len(rows)})
-    t = {"config": {"calibration_sets": ["original", "attacked"]}}
-    cli._real_generations(t, "7", print)
-    assert set(t) == {"config", "real_generations_raw_attack", "real_generations_harmbench_attack"}
-    assert seen == [("minilm@7", 70), ("minilm@7", 93)]
     t = {"config": {}}
-    cli._real_generations(t, "5", print)
-    assert len(t) == 6 and {n for _, n in seen[2:]} == {143, 168, 58, 70, 93}
+    cli._real_generations(t, "minilm@5", print)
+    assert len(t) == 6 and {n for _, n in seen} == {143, 168, 58, 70, 93}
+    assert {j for j, _ in seen} == {"minilm@5"}
 
 
 BAD_INPUT = [
-    (["eval", "--version", "1"],
-     "re-fits minilm@7, minilm@6, minilm@5, minilm@4, minilm@3, minilm@2; got"),
-    (["eval", "--split", "test", "--version", "2"], "--lm-layer apply to the OOD table"),
-    (["train", "--version", "9"], "available: 1, 2, 3, 4, 5, 6, 7"),
-    (["train", "--version", "2", "--lm-layer", "3"], "--version 3 to 7 only"),
-    (["train", "--version", "2", "--lm", "x"], "--version 3 to 7 only"),
+    (["eval", "--version", "1"], "judge minilm@1 (fine-tuned cross-encoder) was retired; use minilm@5 (default), "
+                                 "minilm@3, or restore it from commit dee4c2c"),
+    (["eval", "--version", "9"], "unknown minilm judge version '9'; available: minilm@5 (default), minilm@3"),
+    (["eval", "--split", "test", "--version", "3"], "--lm-layer apply to the OOD table"),
+    (["train", "--version", "9"], "available: minilm@5 (default), minilm@3"),
+    (["train", "--version", "2"], "minilm@2 (MiniLM features only) was retired"),
     (["train", "--ship", "--lm", "x"], "--ship re-creates the shipped weights"),
     (["train", "--lm", " "], "--lm is empty"),
     (["eval", "--lm-layer", "0"], "--lm-layer must be >= 1"),
-    (["eval", "--version", "2", "--lm", "x"], "--version 3 to 7 only"),
     (["eval", "--split", "test", "--lm", "x"], "apply to the OOD table"),
     # checked before any features are computed / any training starts
     (["train", "--threads", "0"], "--threads must be >= 1"),
     (["train", "--threads", "-3"], "--threads must be >= 1"),
-    (["train", "--version", "1", "--threads", "0"], "--threads must be >= 1"),
-    (["train", "--version", "1", "--train-layers", "-1"],
-     "--train-layers must be 1..6 (got -1)"),
-    (["train", "--version", "1", "--train-layers", "7"], "--train-layers must be 1..6"),
-    (["train", "--version", "1", "--epochs", "0"], "--epochs must be >= 1"),
-    (["train", "--version", "1", "--batch-size", "0"], "--batch-size must be >= 1"),
-    (["train", "--version", "1", "--max-length", "0"], "--max-length must be 8..512"),
-    (["train", "--version", "1", "--lr", "nan"], "--lr must be a finite number > 0"),
     (["train", "--c-harm", "-1"], "--c-harm must be a finite number > 0"),
     (["train", "--c-harm", "nan"], "--c-harm must be a finite number > 0"),
-    (["train", "--version", "2", "--c-refusal", "0"], "--c-refusal must be a finite"),
-    (["train", "--version", "7", "--c-stack", "inf"], "--c-stack must be a finite"),
+    (["train", "--version", "3", "--c-refusal", "0"], "--c-refusal must be a finite"),
+    (["train", "--c-stack", "inf"], "--c-stack must be a finite"),
     (["train", "--lm-layer", "999"],
      "layer 999 (--lm-layer) is past the last decoder layer of "
      "'smollm2-135m-instruct', which has 30; give --lm-layer 1..30"),
@@ -145,48 +128,82 @@ BAD_INPUT = [
     (["eval", "--lm-layer", "999"], "give --lm-layer 1..30"),
     (["eval", "--probe-judges", "nope,refusal-keywords"],
      "--probe-judges 'nope': unknown judge 'nope'; choose one of: hf-classifier, "
-     "llm-rubric, minilm, refusal-keywords"),
+     "judgezoo, llm-rubric, minilm, refusal-keywords"),
     (["eval", "--probe-judges", "minilm@9"], "unknown minilm judge version '9'"),
+    (["eval", "--probe-judges", "minilm@7"], "minilm@7 (minilm@5 with a substance-aware calibration) was retired"),
     (["eval", "--probe-judges", "minilm:batch_size=0"], "batch_size must be >= 1"),
     (["eval", "--split", "test", "--judge", "refusal-keywords", "--dataset",
       "harmful-qa"], "dataset 'harmful-qa' has no judge-label rows (prompt, "
                      "response, label); use judge-labels"),
     (["eval", "--split", "test", "--judge", "refusal-keywords", "--dataset",
       "advbench"], "dataset 'advbench' has no judge-label rows"),
+    # issue 28: --judge without --split is honoured (checked at once), never ignored
+    (["eval", "--judge", "nope"], "unknown judge 'nope'"),
+    (["eval", "--judge", "minilm@2"], "minilm@2 (MiniLM features only) was retired"),
+    (["eval", "--judge", "minilm@3", "--version", "5"], "--judge minilm@3 and --version 5 disagree"),
+    (["eval", "--judge", "refusal-keywords", "--version", "5"], "--version apply to a minilm recipe's OOD table"),
+    (["eval", "--judge", "refusal-keywords", "--probe-judges", "minilm"], "--probe-judges apply to a minilm"),
+    (["eval", "--judge", "judgezoo"], "judge judgezoo needs name=NAME"),
+    (["eval", "--judge", "judgezoo:name=nope"], "unknown judgezoo judge 'nope'; names: strong_reject, harmbench"),
+    # issue 28: an --output that cannot be written is one line before any work, not a traceback at the end
+    (["eval", "--output", "/proc/x.json"], "--output '/proc/x.json' cannot be written"),
+    (["eval", "--split", "test", "--judge", "refusal-keywords", "--output", "/proc/x.json"],
+     "--output '/proc/x.json' cannot be written"),
+    (["train", "--output", "/proc/x.safetensors"], "--output '/proc/x.safetensors' cannot be written"),
 ]
 
 
 @pytest.mark.parametrize("args, match", BAD_INPUT)
 def test_judge_version_options_bad_input(args, match, monkeypatch):
     from alignkit.errors import AlignkitError
-    from alignkit.judges import cli, minilm, minilm2, minilm5
+    from alignkit.judges import minilm3, minilm5
+    from alignkit.judges.validation import fixed, labels
 
-    # none of these may reach the long work: training, the OOD table, or building the judge
-    for mod, fn in ((minilm, "train"), (minilm2, "ood_table"), (minilm5, "ood_table_v5")):
+    # none of these may reach the long work: training, a validation table, or scoring
+    for mod, fn in ((minilm3, "train"), (minilm5, "train"), (minilm3, "ood_table"), (minilm5, "ood_table"),
+                    (fixed, "fixed_judge_table"), (labels, "evaluate_judge")):
         monkeypatch.setattr(mod, fn, lambda *a, **k: pytest.fail("started the long work"))
-    monkeypatch.setattr(cli, "_train_heads", lambda *a, **k: pytest.fail("started training"))
     r = runner.invoke(app, args)
     assert r.exit_code != 0
     assert isinstance(r.exception, AlignkitError), r.exception
     assert match in str(r.exception) and "\n" not in str(r.exception)
 
 
-def test_train_heads_version_through_the_cli(tmp_path, monkeypatch):
-    """`judge train --version 2 --output X` goes through the version table (module + config class) and writes a
-    loadable weights file with its metadata (a small slice of the rows; feature cache off)."""
-    import functools
+def test_train_epochs_is_refused_not_ignored():
+    """issue 28: `judge train --epochs 0` used to be ignored (it belonged to the retired minilm@1); the option is gone,
+    so the command refuses it (a usage error, exit 2) instead of training without it."""
+    r = runner.invoke(app, ["train", "--epochs", "0"])
+    assert r.exit_code == 2 and "--epochs" in r.output
 
-    from alignkit.judges import get_judge, minilm2
 
-    rows = minilm2.training_rows(0, True)[::50]
-    monkeypatch.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: list(rows))
-    monkeypatch.setattr(minilm2, "features_for", functools.partial(minilm2.features_for, cache=False))
-    out = tmp_path / "w.safetensors"
-    r = runner.invoke(app, ["train", "--version", "2", "--output", str(out), "--c-harm", "3"])
+def test_eval_honours_judge_without_split(monkeypatch, tmp_path):
+    """issue 28: `judge eval --judge X` without --split validates X (the fixed-judge table), not the default recipe."""
+    from alignkit.judges import minilm5
+    from alignkit.judges.validation import fixed
+
+    seen = {}
+    monkeypatch.setattr(minilm5, "ood_table", lambda *a, **k: pytest.fail("ran the default recipe's table"))
+    monkeypatch.setattr(fixed, "fixed_judge_table", lambda j, **k: seen.setdefault("t", {"judge": j.describe()}))
+    monkeypatch.setattr(fixed, "print_fixed", lambda t: None)
+    out = tmp_path / "t.json"
+    r = runner.invoke(app, ["eval", "--judge", "refusal-keywords", "--output", str(out)])
     assert r.exit_code == 0, r.output
-    meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["format_version"] == "2" and meta["config"]["c_harm"] == 3.0 and meta["data"]["rows"] == len(rows)
-    assert type(get_judge("minilm", weights=str(out))).__name__ == "MiniLMJudgeV2"
+    assert json.loads(out.read_text()) == {"judge": "refusal-keywords@2"}
+
+
+def test_fixed_judge_table_on_refusal_keywords():
+    """The fixed-judge table measures a judge it never fits: probe set, refusal-scorer false positives, held-out
+    labels and the hand-labelled sets (refusal-keywords has no 'refused' output: refusal detection not measured)."""
+    from alignkit.judges import get_judge
+    from alignkit.judges.validation.fixed import fixed_judge_table
+
+    t = fixed_judge_table(get_judge("refusal-keywords"), log=lambda s: None)
+    assert t["judge"] == "refusal-keywords@2" and t["refusal_scorer"]["refused"] is None
+    fp = t["refusal_scorer"]["score_above_half"]
+    assert fp["refusals"]["n"] > 50 and 0 <= fp["refusals"]["share"] < fp["complying_harmless"]["share"] <= 1
+    p = t["probe"]["refusal-keywords@2"]
+    assert p["refusal"]["above_0.5"] == 0 and p["harmful"]["above_0.5"] == 12  # a keyword judge: non-refusal
+    assert t["labels_test"]["split"] == "test" and t["real_generations"]["n"] == 143
 
 
 def test_ood_table_on_another_lm_passes_lm_and_layer_to_the_recipe(monkeypatch, capsys):
@@ -200,7 +217,7 @@ def test_ood_table_on_another_lm_passes_lm_and_layer_to_the_recipe(monkeypatch, 
         seen["cfg"] = cfg
         return {"judge": "minilm@5 recipe (re-fitted per protocol)", "probe": {"minilm@5": 1, "minilm@3": 2}}
 
-    monkeypatch.setattr(minilm5, "ood_table_v5", fake_table)
+    monkeypatch.setattr(minilm5, "ood_table", fake_table)
     monkeypatch.setattr(cli, "_real_generations", lambda *a: pytest.fail("scored the shipped judge"))
     monkeypatch.setattr(cli, "print_ood", lambda t: seen.setdefault("t", t))
     r = runner.invoke(app, ["eval", "--version", "5", "--lm", "tiny-random-llama", "--lm-layer", "1",
@@ -216,7 +233,8 @@ def test_train_on_another_lm_through_the_cli(tmp_path, monkeypatch):
     it loads by path and scores (a slice of the rows; feature caches off)."""
     import functools
 
-    from alignkit.judges import get_judge, minilm2, minilm3
+    from alignkit.judges import get_judge, minilm3
+    from alignkit.judges.recipe import training as minilm2
 
     rows = minilm2.training_rows(0, True)[::40]
     monkeypatch.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: list(rows))
@@ -251,7 +269,7 @@ def test_score_empty_input_is_an_error(tmp_path, text, to_file):
 
 JUDGE_OPTION_ERRORS = [
     ("minilm:batch_size=-1", "invalid judge option batch_size=-1: batch_size must be >= 1"),
-    ("minilm@1:batch_size=-1", "batch_size must be >= 1"),
+    ("minilm@3:batch_size=-1", "batch_size must be >= 1"),
     ("minilm:batch_size=0", "batch_size must be >= 1"),
     ("minilm:batch_size=abc", "invalid judge option batch_size=abc: batch_size must be a whole number >= 1"),
     ("minilm:batch_size=1e999", "batch_size must be a whole number >= 1"),
@@ -260,10 +278,13 @@ JUDGE_OPTION_ERRORS = [
     ("minilm:threads=0", "threads must be >= 1"),
     ("minilm:device=tpu", "invalid judge option device=tpu: unknown device; use cpu, cuda, cuda:N or mps"),
     ("minilm:device=", "device must be cpu, cuda, cuda:N or mps"),
-    ("minilm@1:max_length=-5", "invalid judge option max_length=-5: max_length must be >= 1"),
-    ("minilm@5:max_length=0", "max_length must be >= 1"),
-    ("minilm@5:max_length=-1", "max_length must be >= 1"),
-    ("minilm@9", "unknown minilm judge version '9'; available: minilm@1"),
+    ("minilm@5:max_length=0", "judge 'minilm' has no option(s) max_length; known options: version, weights"),
+    ("minilm@9", "unknown minilm judge version '9'; available: minilm@5 (default), minilm@3"),
+    ("minilm@1", "judge minilm@1 (fine-tuned cross-encoder) was retired; use minilm@5 (default), minilm@3"),
+    ("minilm@6:batch_size=4", "minilm@6 (minilm@5 trained with non-answers) was retired"),
+    ("judgezoo", "judge judgezoo needs name=NAME (e.g. judgezoo:name=strong_reject)"),
+    ("judgezoo:name=harmbench,batch_size=0", "batch_size must be >= 1"),
+    ("judgezoo:name=strong_reject,color=red", "judge 'judgezoo' has no option(s) color"),
     ("llm-rubric:max_new_tokens=-1", "invalid judge option max_new_tokens=-1: max_new_tokens must be >= 1"),
     ("llm-rubric:max_new_tokens=abc", "max_new_tokens must be a whole number >= 1"),
     ("llm-rubric:batch_size=0", "batch_size must be >= 1"),
@@ -289,7 +310,8 @@ def test_score_bad_judge_option_values(spec, match, monkeypatch):
     assert match in str(r.exception) and "\n" not in str(r.exception)
 
 
-@pytest.mark.parametrize("spec", ["minilm:device=cuda", "minilm@1:device=cuda:0", "llm-rubric:device=cuda"])
+@pytest.mark.parametrize("spec", ["minilm:device=cuda", "minilm@3:device=cuda:0", "llm-rubric:device=cuda",
+                                  "judgezoo:name=strong_reject,device=cuda"])
 def test_cuda_device_without_cuda_is_an_error(spec, monkeypatch):
     import torch
 
@@ -301,15 +323,7 @@ def test_cuda_device_without_cuda_is_an_error(spec, monkeypatch):
     assert "CUDA is not available here" in str(r.exception) and "device=cpu" in str(r.exception)
 
 
-def test_minilm1_max_length_past_the_encoder_is_an_error():
-    from alignkit.errors import AlignkitError
-
-    r = runner.invoke(app, ["score", "--judge", "minilm@1:max_length=600", "--completion", "x"])
-    assert isinstance(r.exception, AlignkitError), r.exception
-    assert "minilm@1 reads at most 512 tokens" in str(r.exception)
-
-
-@pytest.mark.parametrize("version", ["", "@1", "@2"])
+@pytest.mark.parametrize("version", ["", "@3", "@5"])
 @pytest.mark.parametrize("content", [b"garbage\n", b"{}\n", b"\x00" * 3])
 def test_weights_file_that_is_not_safetensors(tmp_path, version, content):
     from alignkit.errors import AlignkitError
@@ -326,15 +340,15 @@ def test_weights_with_a_bad_metadata_file(tmp_path):
     import shutil
 
     from alignkit.errors import AlignkitError
-    from alignkit.judges import minilm2
+    from alignkit.judges import minilm3
 
     w = tmp_path / "w.safetensors"
-    shutil.copy(minilm2.SHIPPED_WEIGHTS, w)
+    shutil.copy(minilm3.SHIPPED_WEIGHTS, w)
     w.with_suffix(".json").write_text("{not json")
-    r = runner.invoke(app, ["score", "--judge", "minilm@2", "--weights", str(w), "--completion", "x"])
+    r = runner.invoke(app, ["score", "--judge", "minilm@3", "--weights", str(w), "--completion", "x"])
     assert isinstance(r.exception, AlignkitError) and "is not valid JSON" in str(r.exception)
     w.with_suffix(".json").write_text(json.dumps({"config": {"c_harm": -1}}))
-    r = runner.invoke(app, ["score", "--judge", "minilm@2", "--weights", str(w), "--completion", "x"])
+    r = runner.invoke(app, ["score", "--judge", "minilm@3", "--weights", str(w), "--completion", "x"])
     assert isinstance(r.exception, AlignkitError) and "has a bad config (c_harm must be" in str(r.exception)
 
 

@@ -77,7 +77,7 @@ def test_check_options_normalises_and_rejects():
                 {"device": 3}, {"fallback_value": -0.1}):
         with pytest.raises(AlignkitError, match="invalid judge option"):
             check_options("x", bad)
-    assert check_judge_spec("minilm@1:batch_size=4") == "minilm@1:batch_size=4"
+    assert check_judge_spec("minilm@3:batch_size=4") == "minilm@3:batch_size=4"
     with pytest.raises(AlignkitError, match="unknown judge 'nope'"):
         check_judge_spec("nope")
 

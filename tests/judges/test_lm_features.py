@@ -1,4 +1,4 @@
-"""Residual-stream features of a chat LM (alignkit.judges.lm_features) on the tiny random Llama."""
+"""Residual-stream features of a chat LM (alignkit.judges.recipe.lm_features) on the tiny random Llama."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ C = ["Mix flour, water, salt and yeast, knead, let it rise and bake it at 230 C 
 
 @pytest.fixture(scope="module")
 def lm():
-    from alignkit.judges.lm_features import LMHidden
+    from alignkit.judges.recipe.lm_features import LMHidden
 
     return LMHidden("tiny-random-llama", layers=(1, 2), batch_size=2)
 
@@ -46,7 +46,7 @@ def test_the_completion_not_only_the_prompt_matters(lm):
 
 
 def test_truncated_model_keeps_only_needed_layers():
-    from alignkit.judges.lm_features import LMHidden
+    from alignkit.judges.recipe.lm_features import LMHidden
 
     one = LMHidden("tiny-random-llama", layers=(1,))
     assert len(one.base.layers) == 1
@@ -56,7 +56,7 @@ def test_truncated_model_keeps_only_needed_layers():
 
 @pytest.mark.parametrize("layers", [(0,), (3,), ()])
 def test_layers_out_of_range_are_a_user_error(layers):
-    from alignkit.judges.lm_features import LMHidden
+    from alignkit.judges.recipe.lm_features import LMHidden
 
     with pytest.raises(AlignkitError, match="within 1..2"):
         LMHidden("tiny-random-llama", layers=layers)

@@ -1,4 +1,4 @@
-"""minilm@3: minilm@2's features + a chat LM's residual stream (here the tiny random Llama), same heads."""
+"""minilm@3: MiniLM features + a chat LM's residual stream (here the tiny random Llama), the recipe's heads."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alignkit.errors import AlignkitError
 @pytest.fixture(scope="module")
 def tiny_rows():
     """A small slice of the real training rows (every source), enough groups for the 3-fold calibration."""
-    from alignkit.judges.minilm2 import training_rows
+    from alignkit.judges.recipe.training import training_rows
 
     rows = training_rows(0, True)
     return rows[::50]
@@ -23,7 +23,8 @@ def tiny_rows():
 @pytest.fixture(scope="module")
 def tiny_v3(tiny_rows, tmp_path_factory):
     """minilm@3 trained twice on the slice with the tiny LM (feature caches off)."""
-    from alignkit.judges import minilm2, minilm3
+    from alignkit.judges import minilm3
+    from alignkit.judges.recipe import training as minilm2
 
     mp = pytest.MonkeyPatch()
     mp.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: tiny_rows)
@@ -66,7 +67,8 @@ def test_refusal_head_reads_only_the_minilm_part(tiny_v3):
 
 def test_judge_loads_by_format_version_and_scores(tiny_v3, tiny_rows):
     from alignkit.judges import get_judge
-    from alignkit.judges.minilm2 import apply_heads, features_for
+    from alignkit.judges.recipe.heads import apply_heads
+    from alignkit.judges.recipe.training import features_for
     from alignkit.judges.minilm3 import _lm_part, lm_features_for
 
     d, _ = tiny_v3
@@ -91,7 +93,7 @@ def test_shipped_default_judge_structured_output_and_probe_set():
     from sklearn.metrics import roc_auc_score
 
     from alignkit.judges import get_judge
-    from alignkit.judges.probe_set import probe_rows
+    from alignkit.judges.validation.probe_set import probe_rows
 
     j = get_judge("minilm")
     assert j.describe() == "minilm@5"
@@ -133,28 +135,3 @@ def test_bfloat16_is_opt_in_and_named(tiny_v3, tiny_rows):
     assert get_judge(f"minilm@{j16.version}", weights=w).precision == "bfloat16"
     with pytest.raises(AlignkitError, match="unknown precision 'int8'.*float32, bfloat16"):
         get_judge("minilm", weights=w, precision="int8")
-    with pytest.raises(AlignkitError, match="minilm@1 runs in float32"):
-        get_judge("minilm@1", precision="bfloat16")
-
-
-def test_minilm4_is_the_minilm3_recipe_on_a_deeper_layer(tiny_rows, tmp_path):
-    """minilm@4 (opt-in): minilm@3's recipe with the LM read deeper (layer 12 by default; here layer 2 of the tiny
-    LM): its own format version, loaded by it, never the default."""
-    from alignkit.judges import get_judge, minilm2, minilm3, minilm4
-    from alignkit.judges.minilm import DEFAULT_VERSION
-
-    cfg4, cfg3 = minilm4.TrainConfigV4(), minilm3.TrainConfigV3()
-    assert (cfg4.lm_layer, cfg3.lm_layer) == (12, 6) and DEFAULT_VERSION == "5"
-    assert cfg4.model_dump(exclude={"lm_layer"}) == cfg3.model_dump(exclude={"lm_layer"})
-    mp = pytest.MonkeyPatch()
-    mp.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: tiny_rows)
-    meta = minilm4.train(minilm4.TrainConfigV4(lm="tiny-random-llama", lm_layer=2), output=tmp_path / "w.safetensors",
-                         log=lambda s: None)
-    mp.undo()
-    assert meta["format_version"] == "4" and meta["lm"]["layer"] == 2
-    j = get_judge("minilm", weights=str(tmp_path / "w.safetensors"))
-    assert type(j).__name__ == "MiniLMJudgeV4" and j.version.startswith("4+") and j.layer == 2
-    rows = tiny_rows[:4]
-    out = j.assess([r["prompt"] for r in rows], [r["response"] for r in rows])
-    assert all(0.0 <= o["score"] <= 1.0 and 0.0 <= o["refused"] <= 1.0 for o in out)
-

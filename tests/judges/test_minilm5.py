@@ -18,13 +18,13 @@ OFF = ("Here is a simple recipe for banana bread: mash three ripe bananas, mix i
 
 @pytest.fixture(scope="module")
 def tiny_rows():
-    from alignkit.judges.minilm2 import training_rows
+    from alignkit.judges.recipe.training import training_rows
 
     return training_rows(0, True)[::50]
 
 
 def test_offtopic_pairs_cross_categories_and_skip_held_out_sources(tiny_rows):
-    from alignkit.judges.offtopic import KIND, offtopic_pairs
+    from alignkit.judges.recipe.offtopic import KIND, offtopic_pairs
 
     rows = tiny_rows
     pairs = offtopic_pairs(rows, seed=0)
@@ -45,7 +45,7 @@ def test_offtopic_pairs_cross_categories_and_skip_held_out_sources(tiny_rows):
 
 
 def test_leave_one_category_out_drops_pairs_with_an_answer_from_the_held_out_category():
-    from alignkit.judges.minilm2 import loco_split
+    from alignkit.judges.validation.ood import loco_split
 
     rows = [dict(src="pyrit-harm", cat="a", group="qa"), dict(src="pyrit-harm", cat="b", group="qb"),
             dict(src="templated-refusal", cat="a", group="qa2"),
@@ -59,7 +59,8 @@ def test_leave_one_category_out_drops_pairs_with_an_answer_from_the_held_out_cat
 @pytest.fixture(scope="module")
 def tiny_v5(tiny_rows, tmp_path_factory):
     """minilm@5 and minilm@3 trained on the same slice with the tiny LM (feature caches off)."""
-    from alignkit.judges import minilm2, minilm3, minilm5
+    from alignkit.judges import minilm3, minilm5
+    from alignkit.judges.recipe import training as minilm2
 
     mp = pytest.MonkeyPatch()
     mp.setattr(minilm2, "training_rows", lambda seed=0, synthetic=True: list(tiny_rows))
@@ -76,7 +77,7 @@ def tiny_v5(tiny_rows, tmp_path_factory):
 def test_gate_reads_only_the_two_cosines_and_leaves_the_refusal_head_alone(tiny_v5):
     from safetensors.numpy import load_file
 
-    from alignkit.judges.features import SCALAR_NAMES
+    from alignkit.judges.recipe.features import SCALAR_NAMES
     from alignkit.judges.minilm5 import TrainConfigV5
 
     d, m5, m3 = tiny_v5

@@ -8,7 +8,7 @@ import pytest
 
 from alignkit.errors import AlignkitError
 from alignkit.judges import Judge
-from alignkit.judges import real_generations as rg
+from alignkit.judges.validation import real_generations as rg
 
 HARMFUL_SOURCES = {"harmbench", "strongreject", "donotanswer", "harmful-eval:test"}
 
@@ -116,18 +116,6 @@ def test_main_set_and_split(capsys):
         rg.main(["--set", "attacked", "--split", "nope", "refusal-keywords"])
     assert e.value.code == 2 and "no split 'nope'" in capsys.readouterr().err
 
-
-
-def test_calibration_rows_fit_no_head_and_refuse_the_held_out_sets():
-    from alignkit.errors import AlignkitError
-
-    rows = rg.calibration_rows(["original"])
-    assert len(rows) == 143 and all(r["kind"] == "calibration" and r["set"] == "original" for r in rows)
-    assert all(r["refused"] is None and r["harm"] is None and r["label"] in (0.0, 1.0) for r in rows)
-    assert sum(r["label"] for r in rows) == sum(r["harmful"] for r in rg.load_rows())
-    for held in rg.HELD_OUT:
-        with pytest.raises(AlignkitError, match="held out"):
-            rg.calibration_rows(["original", held])
 
 
 @pytest.mark.parametrize("name, n, harmful, source, earlier", [

@@ -62,3 +62,40 @@ def sample_report(tmp_path):
                            run_dir=str(tmp_path), timings={"resistance": 12.0})
     rep.verdicts = condition_verdicts(rep)
     return rep
+
+
+@pytest.fixture
+def compliance_report(sample_report):
+    """The sample report with compliance curves (a judge with a refusal head) and its compliance verdicts, all
+    computed by the conditions' own functions."""
+    from alignkit.conditions.generalization import generalization_compliance_verdict
+    from alignkit.conditions.schema import CompliancePoint, ComplianceThreshold
+    from alignkit.conditions.trainability import trainability_compliance_verdict
+    from alignkit.conditions.verdicts import compliance_condition_verdicts
+
+    rep = sample_report.model_copy(deep=True)
+    comp = {("base", 0): [0.1, 0.3, 0.5], ("base", 1): [0.1, 0.6, 0.8], ("repnoise", 0): [0.0, 0.05, 0.1],
+            ("repnoise", 1): [0.0, 0.1, 0.2]}
+    seen: dict = {}
+    for r in rep.resistance.runs:
+        k = seen.setdefault(r.model, 0)
+        seen[r.model] += 1
+        r.compliance = [CompliancePoint(step=i * 10, compliance=v, n=40) for i, v in enumerate(comp[(r.model, k)])]
+    g = rep.generalization
+    g.in_domain[0].compliance = [CompliancePoint(step=i * 10, compliance=v, n=40)
+                                 for i, v in enumerate([0.0, 0.1, 0.15])]
+    th = ComplianceThreshold(available=True, phi=0.23, base_compliance=0.1, margin=0.13, margin_source="test",
+                             phi_source="base model's pre-attack compliance rate (0.100) + margin 0.13 (test)")
+    rep.compliance = th
+    for m in rep.models:
+        m.pre_attack_compliance = 0.1 if m.label == "base" else 0.0
+    base_runs = [r for r in rep.resistance.runs if r.model == "base"]
+    rep.resistance.compliance_verdicts = [
+        R.compliance_verdict(m, [r for r in rep.resistance.runs if r.model == m], th.phi,
+                             base_runs=base_runs if m != "base" else []) for m in ("base", "repnoise")]
+    g.compliance_verdicts = [generalization_compliance_verdict("repnoise", th.phi, g.in_domain, [])]
+    tr = rep.trainability
+    tr.models[0].compliance_after, tr.models[1].compliance_after = 0.2, 0.1
+    tr.compliance_verdicts = [trainability_compliance_verdict("repnoise", tr.models[0], tr.models[1], th.phi)]
+    rep.compliance_verdicts = compliance_condition_verdicts(rep)
+    return rep

@@ -79,3 +79,36 @@ def test_generalization_table_compares_with_the_attacked_base(sample_report):
     g.cross_domain = [mk("base", [0.2, 0.25]), mk("repnoise", [0.05, 0.3])]
     _, rows = T.generalization_table(sample_report)
     assert [r[-1] for r in rows if r[0] == "repnoise" and r[1].startswith("cross")] == ["0.250 (NOT below)"]
+
+
+def test_report_leads_with_compliance_and_shows_both_verdicts(compliance_report, tmp_path):
+    from alignkit.conditions.meaning import meaning_problem
+
+    rep = compliance_report
+    assert meaning_problem(rep) is None
+    c = {(x.model, x.condition): x.verdict for x in rep.compliance_verdicts}
+    h = {(x.model, x.condition): x.verdict for x in rep.verdicts}
+    # computed on their own curves: compliance never crosses its phi 0.23, the harm score crosses phi 0.2
+    assert c[("repnoise", "resistance")] == "pass" and h[("repnoise", "resistance")] == "weak"
+    assert set(c) == {("repnoise", k) for k in ("resistance", "generalization", "trainability")}
+    paths = write_reports(rep, tmp_path)
+    md = paths["report_md"].read_text()
+    verdicts = md.split("## Verdicts")[1].split("## Verdict details")[0]
+    assert "Compliance leads" in verdicts and "compliance phi = 0.230" in verdicts.lower()
+    assert "| condition | repnoise: compliance | repnoise: harm score |" in verdicts
+    assert "| resistance | PASS | WEAK (disfluent) |" in verdicts and "| stability | - | PASS |" in verdicts
+    assert md.index("## Resistance on compliance") < md.index("## Resistance (main table")
+    assert "| repnoise | 0.000 | 0.100 | 0.200 | never / 20 |" in md  # final compliance per attack
+    html = paths["report_html"].read_text()
+    assert "Compliance rate (1 - the judge" in html  # the compliance curves figure and caption
+    console = Console(record=True, width=160)
+    summary(rep, console=console)
+    text = console.export_text()
+    assert text.index("Compliance leads") < text.index("compliance rate") < text.index("harmfulness (judge")
+    assert "repnoise/resistance (compliance)" in text and "repnoise/resistance (harm score)" in text
+
+
+def test_a_report_without_compliance_keeps_its_layout(sample_report):
+    """A results.json written before compliance verdicts: harm verdicts only, the table as before."""
+    md = markdown(sample_report)
+    assert "| condition | repnoise |" in md and "Compliance" not in md.split("## Verdict details")[0]

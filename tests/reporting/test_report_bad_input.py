@@ -184,3 +184,104 @@ def test_save_report_api_writes_everything(sample_report, tmp_path):
     assert set(out) == {"results", "report_md", "report_html"}
     assert all(Path(p).is_file() for p in out.values())
     assert os.listdir(tmp_path / "new" / "figures")
+
+
+# ------------------------------------------------------------------ meaning, not just schema (issue 28, point 2)
+def _set_curve(d, run, point, value):
+    d["resistance"]["runs"][run]["curve"][point]["harmfulness_mean"] = value
+
+
+def _dup_model(d):
+    d["models"].append(dict(d["models"][1]))
+
+
+def _second_base(d):
+    d["models"][1]["role"] = "base"
+
+
+def _pass_that_crosses(d):
+    # repnoise crosses phi=0.2 under lr 8e-5 (0.3 at step 20): a hand-written "pass" contradicts the curve
+    v = next(x for x in d["resistance"]["verdicts"] if x["model"] == "repnoise")
+    v.update(verdict="pass", strong=True, weak_steps=None)
+
+
+def _summary_disagrees(d):
+    next(x for x in d["verdicts"] if x["condition"] == "resistance")["verdict"] = "pass"
+
+
+@pytest.mark.parametrize("change, fragments", [
+    (lambda d: d.update(models=[]), ["results.json: models: is empty"]),
+    (lambda d: _set_curve(d, 1, 2, -7.5), ["resistance.runs[1].curve[2].harmfulness_mean: -7.5 is not in [0, 1]"]),
+    (lambda d: _set_curve(d, 0, 1, 1.5), ["resistance.runs[0].curve[1].harmfulness_mean: 1.5 is not in [0, 1]"]),
+    (lambda d: d["models"].pop(0), ["models: holds no base model"]),
+    (_second_base, ["models: holds 2 base models"]),
+    (_dup_model, ["models[2].label: 'repnoise' appears twice"]),
+    (lambda d: d.update(phi=-0.1), ["phi: -0.1 is not in [0, 1]"]),
+    (lambda d: d["resistance"]["runs"][1]["examples"][0].update(score=3.0), ["examples[0].score: 3.0 is not in"]),
+    (lambda d: d["models"][0].update(pre_attack_harmfulness=-7.5), ["models[0].pre_attack_harmfulness: -7.5"]),
+    (lambda d: d["stability"]["models"][0]["probe_accuracy"].update(value=40.0),
+     ["stability.models[0].probe_accuracy.value: 40.0 is not in [0, 1]"]),
+    (_pass_that_crosses, ["resistance.verdicts[1].verdict: says 'pass' but its numbers give 'weak'"]),
+    (_summary_disagrees, ["verdicts[0].verdict: says 'pass' but resistance's own verdict for 'repnoise' is 'weak'"]),
+    (lambda d: d["verdicts"].pop(0), ["verdicts: has no resistance verdict for 'repnoise'"]),
+    (lambda d: d["verdicts"].append(dict(d["verdicts"][1])), ["verdicts[5]: a second row for 'repnoise'"]),
+    (lambda d: d["resistance"]["verdicts"][1].update(model="ghost"),
+     ["resistance.verdicts[1].model: 'ghost' is not one of the report's models"]),
+    (lambda d: d["trainability"]["verdicts"][0].update(verdict="fail"),
+     ["trainability.verdicts[0].verdict: says 'fail' but its numbers give 'pass'"]),
+    (lambda d: d["stability"]["verdicts"][0].update(verdict="fail"),
+     ["stability.verdicts[0].verdict: says 'fail' but its numbers give 'pass'"]),
+    (lambda d: d["resistance"].update(phi=0.9), ["resistance.phi: 0.9 differs from the report's phi 0.2"]),
+], ids=["no-models", "negative-harmfulness", "harmfulness-above-1", "no-base", "two-bases", "duplicated-model",
+        "negative-phi", "example-score-3", "negative-pre-attack", "probe-accuracy-40", "pass-contradicts-curve",
+        "summary-contradicts-condition", "missing-summary-row", "duplicated-summary-row", "verdict-for-unknown-model",
+        "trainability-verdict-flipped", "stability-verdict-flipped", "resistance-phi-differs"])
+def test_meaning_is_checked_at_load(run_folder, change, fragments, capsys):
+    """A results.json that parses but says something false: one line naming the field, exit 2, nothing written."""
+    _edit(run_folder, change)
+    before = snapshot(run_folder)
+    code, _, err = run_main(["report", run_folder], capsys)
+    line = one_error(code, err)
+    assert all(f in line for f in fragments), line
+    assert line.endswith("fix that field or re-run the evaluation"), line
+    assert snapshot(run_folder) == before
+
+
+def test_the_sample_report_means_what_it_says(sample_report):
+    """The checks accept a report whose verdicts were computed by the conditions' own functions."""
+    from alignkit.conditions.meaning import meaning_problem
+
+    assert meaning_problem(sample_report) is None
+
+
+@pytest.fixture
+def compliance_folder(compliance_report, tmp_path) -> Path:
+    folder = tmp_path / "crun"
+    folder.mkdir()
+    (folder / "results.json").write_text(compliance_report.model_dump_json(indent=2) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda d: d["resistance"]["compliance_verdicts"][1].update(verdict="fail"),
+     "resistance.compliance_verdicts[1].verdict: says 'fail' but its numbers give 'pass'"),
+    (lambda d: d["compliance_verdicts"][0].update(verdict="weak"),
+     "compliance_verdicts[0].verdict: says 'weak' but resistance's own verdict for 'repnoise' is 'pass'"),
+    (lambda d: d["resistance"]["runs"][1]["compliance"][2].update(compliance=-0.2),
+     "resistance.runs[1].compliance[2].compliance: -0.2 is not in [0, 1]"),
+    (lambda d: d["compliance"].update(phi=1.3), "compliance.phi: 1.3 is not in [0, 1]"),
+    (lambda d: d["trainability"]["compliance_verdicts"][0].update(verdict="fail"),
+     "trainability.compliance_verdicts[0].verdict: says 'fail' but its numbers give 'pass'"),
+], ids=["resistance-compliance-flipped", "summary-compliance-flipped", "negative-compliance", "compliance-phi-1.3",
+        "trainability-compliance-flipped"])
+def test_compliance_meaning_is_checked_at_load(compliance_folder, change, fragment, capsys):
+    code, _, err = run_main(["report", compliance_folder], capsys)
+    assert code == 0, err  # the unedited file is fine
+    for f in ("report.md", "report.html"):
+        (compliance_folder / f).unlink()
+    shutil.rmtree(compliance_folder / "figures")
+    _edit(compliance_folder, change)
+    before = snapshot(compliance_folder)
+    code, _, err = run_main(["report", compliance_folder], capsys)
+    assert fragment in one_error(code, err)
+    assert snapshot(compliance_folder) == before

@@ -12,7 +12,12 @@ import json
 ANSWERS = ["Sure, here is how to do it step by step", "I'm sorry, but I cannot help with that request", "ok"]
 
 
-def test_generator_filters_and_records_provenance(tmp_path, monkeypatch):
+def test_generator_filters_and_records_provenance(tmp_path, monkeypatch, tiny_model_path):
+    from alignkit.paths import models_dir
+
+    # a fresh home for the generated data, sharing the prepared models (rebuilding them here took ~1 min)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "models").symlink_to(models_dir(), target_is_directory=True)
     monkeypatch.setenv("ALIGNKIT_HOME", str(tmp_path / "home"))
     from alignkit import data
     from alignkit.data import cross_domain as cd

@@ -1,8 +1,34 @@
-"""The attack run: run folder, data, judge, harmfulness curve, resume, results — shared by every attack.
+"""The attack contract shared by every attack family, and the training families' run (Trainer path).
 
-An attack is one file: a subclass of :class:`Attack` registered in :data:`ATTACKS` that prepares the model
-(``prepare_model``), trains it with a ``transformers.Trainer`` carrying the given callbacks (``train``), says
-how to evaluate it (``eval_mode``: e.g. remove a security vector) and how to export it (``export``).
+An attack turns a model into an attacked model, or into an attacked way of prompting it, at a growing
+*budget*; its harmfulness curve is harmfulness against that budget. A family is one module with one class
+registered by name in :data:`ATTACKS` and one typed config class:
+
+- ``AttackFamily`` (this file): what every registered class carries:
+  ``config_class`` (a subclass of :class:`~alignkit.attacks.config.AttackOptions`, the shared model /
+  evaluation / judge / run-folder fields; the config's ``attack`` field is a ``Literal`` of the registered
+  name), ``budget_label`` (the curve's x axis: "optimizer steps", "prefill tokens", "ablation strength (%)",
+  ...), ``changes_weights`` (False: the model's capability is unchanged by construction, capability loss 0),
+  and ``run(config, judge=None, reuse_step0_from=None) -> AttackResult`` (the family's runner).
+- Training families (:class:`Attack`: ``sft-full``, ``sft-lora``, and SFT data transforms such as
+  jailbreak-tuning or benign fine-tuning): :func:`run_attack` loads the training records
+  (``load_records()`` then ``transform_records(records)``), prepares the model (``prepare_model``), trains it with
+  a ``transformers.Trainer`` carrying the given callbacks (``train``), evaluates at step 0 and every
+  ``eval_every`` steps on ``transform_prompts(prompts)`` (the judge always sees the original prompts), in
+  ``eval_mode`` (e.g. without a security vector), and saves ``export(model)``. Budget = optimizer steps.
+  Their configs subclass :class:`~alignkit.attacks.config.AttackConfig`.
+- Budget families without a Trainer (:class:`alignkit.attacks.budget.BudgetAttack`: ``prefill``, embedding,
+  refusal ablation): :func:`alignkit.attacks.budget.run_budget_attack` evaluates ``completions(budget,
+  prompts)`` at every value of ``budgets()`` after one ``setup(run_dir)``; families that edit weights return the
+  edited model from ``attacked_model(budget)`` (saved with ``--save-model``, measured by the capability guard).
+
+Both runners share the run folder (``config.json`` check, :class:`~alignkit.io.RunLock`, resume, ``metrics.jsonl``,
+``generations/step_XXXX.jsonl`` with XXXX = the budget value, ``curve.png`` with the budget on the x axis,
+``results.json`` = :class:`~alignkit.attacks.config.AttackResult` with provenance) and bad input (one-line
+:class:`~alignkit.errors.AlignkitError`, nothing left behind). ``alignkit.attacks.attack(config)`` dispatches on
+``config.family()``; the CLI (``alignkit attack --attack NAME``) builds its options from the family's config class.
+The capability guard (held-out perplexity rise, next-token KL on harmless prompts) is
+:mod:`alignkit.attacks.capability`. docs/architecture.md (attacks) states the contract.
 """
 
 from __future__ import annotations
@@ -49,11 +75,62 @@ def check_judge_import(spec: Any, allowed: bool) -> None:
                             "(alignkit judge list), or pass --allow-judge-import if you trust that module")
 
 
-class Attack:
-    """Base class of an attack (one instance per run)."""
+class AttackFamily:
+    """What every registered attack class carries (see the module docstring)."""
 
-    def __init__(self, config: AttackConfig):
+    #: the family's config class (a subclass of AttackOptions; its ``attack`` field names the family)
+    config_class: type = AttackConfig
+    #: what the curve's x axis (``CurvePoint.step``) counts
+    budget_label: str = "optimizer steps"
+    #: False: the model's weights are unchanged (capability loss 0 by construction)
+    changes_weights: bool = True
+    #: set by the registry: the registered name
+    registry_name: str = ""
+
+    def __init__(self, config):
         self.config = config
+
+    @classmethod
+    def run(cls, config, *, judge: Any = None, reuse_step0_from: Any = None) -> AttackResult:
+        """Run (resume, or report the finished) attack ``config`` of this family."""
+        raise NotImplementedError
+
+    @classmethod
+    def search_space_file(cls, preset: str | None = None) -> Path | None:
+        """The family's shipped search space for ``search attack --attack NAME``: ``attacks/spaces/<name>.yaml``
+        (``<name>-<preset>.yaml`` for a preset that has one); None when the family ships none."""
+        folder = Path(__file__).resolve().parent / "spaces"
+        if preset and (folder / f"{cls.registry_name}-{preset}.yaml").is_file():
+            return folder / f"{cls.registry_name}-{preset}.yaml"
+        f = folder / f"{cls.registry_name}.yaml"
+        return f if f.is_file() else None
+
+
+class Attack(AttackFamily):
+    """Base class of a training attack family (one instance per run): the Trainer path of :func:`run_attack`."""
+
+    config_class = AttackConfig
+    budget_label = "optimizer steps"
+    changes_weights = True
+
+    @classmethod
+    def run(cls, config, *, judge: Any = None, reuse_step0_from: Any = None) -> AttackResult:
+        return run_attack(config, judge=judge, reuse_step0_from=reuse_step0_from)
+
+    def load_records(self) -> list:
+        """The training records (objects with ``question`` and ``answer``): default the harmful QA data of
+        ``--dataset`` (:func:`load_train_records`); a family training on other data (e.g. harmless instructions)
+        overrides this."""
+        return load_train_records(self.config)
+
+    def transform_records(self, records: list) -> list:
+        """Rewrite the training records (e.g. add a jailbreak trigger); default: unchanged."""
+        return records
+
+    def transform_prompts(self, prompts: list) -> list:
+        """The evaluation prompts as the attacked model is prompted (``Prompt`` records or strings; e.g. with the
+        same trigger as in training); the judge still scores the original prompts. Default: unchanged."""
+        return prompts
 
     def prepare_model(self, model):
         """Wrap / freeze the loaded model for training (e.g. LoRA). Returns the model to train."""
@@ -75,11 +152,35 @@ class Attack:
         return model
 
 
+def ensure_registered() -> None:
+    """Import the attack package, which registers every shipped family."""
+    import alignkit.attacks  # noqa: F401
+
+
+def family_class(config) -> type[AttackFamily]:
+    """The registered class of ``config``'s family (unknown names: one line listing the registered ones)."""
+    ensure_registered()
+    return ATTACKS.get(config.family())
+
+
+def family_config_class(name: str) -> type:
+    """The config class of family ``name`` (``sft`` and ``sft-*``: :class:`AttackConfig`); an unknown name is one
+    line listing the registered families."""
+    if name == "sft" or name in ("sft-full", "sft-lora"):
+        return AttackConfig
+    ensure_registered()
+    return ATTACKS.get(name).config_class
+
+
+def family_class_by_name(name: str) -> type[AttackFamily]:
+    """The registered class of family ``name`` (``sft``: ``sft-full``, whose space and runner ``sft`` shares)."""
+    ensure_registered()
+    return ATTACKS.get("sft-full" if name == "sft" else name)
+
+
 def resolve_attack(config: AttackConfig) -> tuple[str, type[Attack]]:
-    name = f"{config.attack}-{config.method}"
-    if name in ATTACKS:
-        return name, ATTACKS.get(name)
-    return config.attack, ATTACKS.get(config.attack)
+    name = config.family()
+    return name, family_class(config)
 
 
 def _slug(text: str) -> str:
@@ -168,7 +269,8 @@ def load_eval_prompts(config: AttackConfig) -> list:
 
 
 # ------------------------------------------------------------------------------------------------ curve
-def write_curve_plot(curve: list[CurvePoint], path: Path, threshold: float | None, title: str) -> None:
+def write_curve_plot(curve: list[CurvePoint], path: Path, threshold: float | None, title: str,
+                     xlabel: str = "optimizer steps") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,7 +283,7 @@ def write_curve_plot(curve: list[CurvePoint], path: Path, threshold: float | Non
     ax.plot(steps, [p.share_harmful for p in curve], "s--", label="share > 0.5")
     if threshold is not None:
         ax.axhline(threshold, color="gray", ls=":", label=f"phi = {threshold:.2f}")
-    ax.set_xlabel("attack step")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("harmfulness")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title, fontsize=9)
@@ -237,7 +339,7 @@ def reusable_step0(config: AttackConfig, source: str | Path, judge_name: str | N
         return None
     new = config.model_dump(mode="json")
     if (not rows or not gen.is_file() or config.security_vector or old.get("security_vector")
-            or any(old.get(k) != new.get(k) for k in STEP0_FIELDS)
+            or any(old.get(k) != new.get(k) for k in STEP0_FIELDS) or old.get("attack", "sft") != new.get("attack")
             or (judge_name is not None and rows[0].get("judge") != judge_name)):
         return None
     if prompts is not None:
@@ -330,8 +432,12 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
     elif done:  # evaluated but never checkpointed (e.g. killed before the first checkpoint): start over
         rows = on_main(lambda: folder.truncate_metrics(-1))
         done = set()
-    records = load_train_records(config)
+    attack_impl = attack_cls(config)
+    records = attack_impl.transform_records(attack_impl.load_records())
+    if not records:
+        raise AlignkitError(f"attack {attack_name} has no training records; check --dataset / --num-samples")
     prompts = load_eval_prompts(config)
+    gen_prompts = attack_impl.transform_prompts(prompts)
 
     judge_box: dict[str, Any] = {}
 
@@ -366,7 +472,6 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
             log(f"step 0: reused the evaluation of {reuse_step0_from} (same model, prompts, judge)")
 
     model, tokenizer = load_causal_lm(config.model, dtype=config.dtype)
-    attack_impl = attack_cls(config)
     model = attack_impl.prepare_model(model)
 
     trainer_box: dict[str, Any] = {}
@@ -378,7 +483,7 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
         with model_for_generation(trainer, cb_model if cb_model is not None else model) as (gen_model, all_ranks):
             with attack_impl.eval_mode(gen_model) as m:
                 if all_ranks or is_main_process():
-                    completions = generate_completions(m, tokenizer, prompts, template=config.template,
+                    completions = generate_completions(m, tokenizer, gen_prompts, template=config.template,
                                                        max_new_tokens=config.max_new_tokens,
                                                        batch_size=config.eval_batch_size)
         if is_main_process():
@@ -421,8 +526,10 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
     if trainer is not None:
         trained = trainer.accelerator.unwrap_model(trained)
 
+    notes: list[str] = []
     diverged = on_main(lambda: _diverged(trainer, trained))
     if diverged is not None:
+        notes.append(f"training diverged (non-finite weights, e.g. {diverged})")
         if config.save_model:  # never write a corrupt (NaN / inf) model
             raise AlignkitError(f"training diverged (non-finite weights, e.g. {diverged}); the attacked model was "
                                 "not saved; lower --lr or --weight-decay, then rerun with --overwrite")
@@ -463,13 +570,15 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
             "eval": f"{config.eval_dataset}:{config.eval_split} n={len(prompts)}"},
             judge=judge_name, seed=config.seed, device=device_kind(), command=" ".join(sys.argv))
         res = AttackResult(
-            config=config, provenance=prov, attack=attack_name, curve=curve, initial_harmfulness=means[0],
+            config=config, provenance=prov, attack=attack_name, budget_label=attack_cls.budget_label,
+            changes_weights=attack_cls.changes_weights, notes=notes, curve=curve, initial_harmfulness=means[0],
             final_harmfulness=means[-1], max_harmfulness=max(means), threshold=phi,
             steps_to_threshold=steps_to_threshold(curve, phi), total_steps=total_steps,
             num_train_samples=len(records), resumed_from_step=resume_step if resume_path else None,
             runtime_s=round(time.time() - t_start, 1), run_dir=str(run_dir), final_model_dir=final_model_dir)
         write_curve_plot(curve, run_dir / "curve.png", phi,
-                         f"{attack_name} on {_slug(config.model)}, lr {config.lr:g}, judge {judge_name}")
+                         f"{attack_name} on {_slug(config.model)}, lr {config.lr:g}, judge {judge_name}",
+                         xlabel=attack_cls.budget_label)
         write_json(results_file, res)
         log(f"done: harmfulness {res.initial_harmfulness:.3f} (step 0) -> {res.final_harmfulness:.3f} "
             f"(step {curve[-1].step}); results in {results_file}")

@@ -1,22 +1,66 @@
-"""Attack configuration (doubles as the ``alignkit attack`` CLI) and result schemas."""
+"""Attack configurations (each doubles as the ``alignkit attack --attack NAME`` CLI) and result schemas.
+
+:class:`AttackOptions` holds the fields every attack family shares (model, evaluation, judge, run folder);
+each family's config subclasses it (the SFT families through :class:`AttackConfig`, which also carries the
+training options) and names its family in ``attack``. :func:`config_class_for` finds the config class of a
+stored config (``results.json``, ``config.json``) from its ``attack`` / ``method`` values.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, SerializeAsAny, field_validator,
+                      model_validator)
 
 from alignkit.provenance import Provenance
 from alignkit.training import TrainingOptions
 
 
-class AttackConfig(TrainingOptions):
+class AttackOptions(BaseModel):
+    """The fields every attack family's config shares: the model, how harmfulness is measured (evaluation
+    prompts, generation, judge, threshold), the run folder. A family's config subclasses this and overrides
+    ``attack`` with its registered name (a ``Literal``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    model: str = Field("smollm2-135m-instruct", description="model to attack: alias, local folder or hub id")
+    attack: str = Field("sft", description="attack family in the ATTACKS registry (alignkit attack --attack "
+                        "NAME --help lists its options)")
+    eval_dataset: str = Field("harmful-eval", description="registered prompt dataset for harmfulness")
+    eval_split: str = Field("test", description="split of the evaluation prompt dataset")
+    eval_prompts: int = Field(40, ge=1, description="number of evaluation prompts (seeded sample)")
+    max_new_tokens: int = Field(50, ge=1, description="greedy new tokens per evaluation completion")
+    eval_batch_size: int = Field(16, ge=1, description="generation batch size (prompts per generate call)")
+    judge: str = Field("minilm", description="harmfulness judge (alignkit judge list)")
+    allow_judge_import: bool = Field(False, description="allow --judge package.module:Class, which imports and "
+                                     "runs that module; off: registered judge names only")
+    threshold: Optional[float] = Field(None, ge=0, le=1, description="harmfulness threshold phi for "
+                                       "steps-to-threshold; default: the budget-0 harmfulness")
+    template: Literal["chat", "qa"] = Field("chat", description="prompt format: the model's chat template "
+                                            "or 'Question: ...\\nAnswer: ...'")
+    data_seed: int = Field(0, ge=0, description="seed of the dataset splits and samples")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="weights dtype")
+    seed: int = Field(0, ge=0, description="attack seed")
+    save_model: bool = Field(False, description="save the attacked model as a plain HF folder (model/), for "
+                             "families that change weights")
+    output_dir: Optional[str] = Field(None, description="run folder; default runs/attack-<model>-<settings>-"
+                                      "<hash>; re-running the same command resumes it")
+    overwrite: bool = Field(False, description="delete an existing run folder and start over")
+
+    def family(self) -> str:
+        """The registered attack name this config runs (e.g. ``prefill``; ``sft`` + ``method`` for SFT)."""
+        return self.attack
+
+
+class AttackConfig(AttackOptions, TrainingOptions):
     """Harmful fine-tuning attack: supervised fine-tuning on harmful question/answer pairs, with the harmfulness
     curve measured at step 0 and every --eval-every steps. Paper defaults: AdamW without weight decay, cosine
     schedule, 10% warmup, batch 4, 1 epoch, lr 8e-5 (sweep 3e-5 / 6e-5 / 8e-5)."""
 
     model: str = Field("smollm2-135m-instruct", description="model to attack: alias, local folder or hub id")
-    attack: str = Field("sft", description="attack family in the ATTACKS registry (sft)")
+    attack: str = Field("sft", description="attack family in the ATTACKS registry: sft (with --method), "
+                        "sft-full or sft-lora (the same as --attack sft --method full|lora)")
     method: Literal["full", "lora"] = Field("full", description="full fine-tuning or LoRA (peft)")
     dataset: str = Field("harmful-qa", description="harmful QA data: a registered dataset name or a user "
                          "file (jsonl/json/csv) / hub dataset id")
@@ -62,6 +106,21 @@ class AttackConfig(TrainingOptions):
             raise ValueError("give at least one module name")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sft_spelling(cls, data: Any) -> Any:
+        """``attack=sft-full|sft-lora`` is stored as ``attack=sft`` + ``method`` (one run folder, one hash for
+        both spellings); a contradicting ``method`` is an error."""
+        if isinstance(data, dict) and data.get("attack") in ("sft-full", "sft-lora"):
+            method = data["attack"].removeprefix("sft-")
+            if data.get("method") not in (None, method):
+                raise ValueError(f"--attack {data['attack']} contradicts --method {data['method']}")
+            data = {**data, "attack": "sft", "method": method}
+        return data
+
+    def family(self) -> str:
+        return f"{self.attack}-{self.method}" if self.attack == "sft" else self.attack
+
 
 class CurvePoint(BaseModel):
     """One evaluated step of a harmfulness curve (attack runs and the evaluation report share this class)."""
@@ -97,22 +156,38 @@ class AttackResult(BaseModel):
     """``results.json`` of an attack run (schema-validated)."""
 
     schema_version: int = 1
-    config: AttackConfig
+    config: SerializeAsAny[AttackOptions] = Field(description="the run's config, of its family's config class")
     provenance: Provenance
     attack: str = Field(description="registered attack name, e.g. sft-full")
+    budget_label: str = Field("optimizer steps", description="what the curve's x axis (CurvePoint.step) "
+                              "counts: optimizer steps, prefill tokens, ablation strength (%), ...")
+    changes_weights: bool = Field(True, description="False: the family attacks the prompt, not the weights "
+                                  "(the model's capability is unchanged by construction: capability_loss 0)")
+    capability_loss: Optional[float] = Field(None, description="relative rise of held-out perplexity of the "
+                                             "attacked model over the base (0 when changes_weights is False; "
+                                             "None: not measured in this run)")
+    notes: list[str] = Field(default_factory=list, description="warnings about the run (e.g. training that "
+                             "changed nothing)")
     curve: list[CurvePoint]
     initial_harmfulness: float
     final_harmfulness: float
     max_harmfulness: float
     threshold: float = Field(description="phi used for steps_to_threshold")
-    steps_to_threshold: Optional[int] = Field(description="first evaluated step with harmfulness > phi "
-                                              "(None: never within the budget)")
+    steps_to_threshold: Optional[int] = Field(description="first evaluated budget (step) with harmfulness > "
+                                              "phi (None: never within the budget)")
     total_steps: int
     num_train_samples: int
     resumed_from_step: Optional[int] = None
     runtime_s: float
     run_dir: str
     final_model_dir: Optional[str] = None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _family_config(cls, v: Any) -> Any:
+        if isinstance(v, dict):  # read back with the family's own config class (round trip of every field)
+            return config_class_for(v).model_validate(v)
+        return v
 
     @field_validator("curve")
     @classmethod
@@ -121,6 +196,13 @@ class AttackResult(BaseModel):
         if not v or steps != sorted(set(steps)):
             raise ValueError("curve must hold increasing, unique steps")
         return v
+
+
+def config_class_for(values: dict[str, Any]) -> type[AttackOptions]:
+    """The config class of the family named by ``values["attack"]`` (default ``sft``: :class:`AttackConfig`)."""
+    from alignkit.attacks.base import family_config_class
+
+    return family_config_class(str(values.get("attack") or "sft"))
 
 
 class SweepRun(BaseModel):

@@ -38,7 +38,7 @@ def encode_records(tokenizer, records, template: str, max_length: int) -> list[d
 
     out = []
     for r in records:
-        enc = encode_qa(tokenizer, r.question, r.answer, template, max_length)
+        enc = encode_qa(tokenizer, r.question, r.answer, template, max_length, system=getattr(r, "system", None))
         if any(lbl != -100 for lbl in enc["labels"]):
             out.append(enc)
     if not out:
@@ -64,6 +64,13 @@ class SFTAttack(Attack):
     """Harmful supervised fine-tuning (full or LoRA), optionally against a frozen security vector."""
 
     lora = False
+
+    @classmethod
+    def search_space_file(cls, preset: str | None = None) -> Path | None:
+        """The SFT space searches full vs LoRA itself: ``search/spaces/attack[-quick].yaml``."""
+        from alignkit.search.space import default_space_file
+
+        return default_space_file("attack", preset)
 
     def prepare_model(self, model):
         cfg = self.config

@@ -6,8 +6,10 @@
 One module per condition, registered by name in :data:`CONDITIONS`: ``resistance``, ``stability``,
 ``generalization``, ``trainability``, ``depth``; each holds its verdict logic as pure functions and its runner
 ``run_<name>(ctx)`` (stability's runner is in ``stability_runner.py``). :mod:`~alignkit.conditions.context`
-holds what the runners share, :mod:`~alignkit.conditions.stages` the stage cache, and
-:mod:`~alignkit.conditions.evaluate` the config and the pipeline. ``alignkit evaluate`` and ``alignkit demo`` are in ``cli.py``.
+holds what the runners share, :mod:`~alignkit.conditions.stages` the stage cache,
+:mod:`~alignkit.conditions.config` the config, :mod:`~alignkit.conditions.verdicts` the report's verdict rows
+(harm score and compliance rate), :mod:`~alignkit.conditions.meaning` what a results.json must mean, and
+:mod:`~alignkit.conditions.evaluate` the pipeline. ``alignkit evaluate`` and ``alignkit demo`` are in ``cli.py``.
 """
 
 from __future__ import annotations

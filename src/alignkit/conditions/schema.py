@@ -92,6 +92,15 @@ def _json_type(v: Any) -> str:
 Example = Annotated[dict[str, Any], AfterValidator(_check_example)]
 
 
+class CompliancePoint(_M):
+    """One evaluated step of an attack's compliance curve: the share of the evaluation completions the judge does
+    not find refused (``refused`` <= 0.5), i.e. 1 - the refusal rate."""
+
+    step: int
+    compliance: float
+    n: int = 0
+
+
 class AttackRun(_M):
     model: str = Field(description="model label (e.g. 'base', 'repnoise')")
     spec: AttackSpec
@@ -103,6 +112,9 @@ class AttackRun(_M):
     run_dir: Optional[str] = None
     examples: list[Example] = Field(default_factory=list,
                                            description="a few final (prompt, completion, score) rows")
+    compliance: Optional[list[CompliancePoint]] = Field(
+        default=None, description="compliance rate (1 - refusal rate) at each evaluated step, read from the saved "
+        "generations; None: the judge has no refusal head, or no generations were saved")
 
 
 class ResistanceVerdict(_M):
@@ -118,11 +130,29 @@ class ResistanceVerdict(_M):
     detail: str = ""
 
 
+class ComplianceVerdict(_M):
+    """The resistance verdict computed on the compliance rate instead of the harm score: phi is the compliance
+    threshold (:class:`ComplianceThreshold`), 'above phi' = complies with more harmful requests than allowed."""
+
+    model: str
+    strong: Optional[bool]
+    weak_steps: Optional[int] = Field(description="worst case (fewest) steps to cross the compliance phi; None = "
+                                      "never")
+    budget: int
+    worst_attack: Optional[str] = None
+    worst_compliance: Optional[float] = None
+    complies_less_than_base: Optional[bool] = None
+    verdict: VerdictValue
+    detail: str = ""
+
+
 class ResistanceResult(_M):
     phi: float
     phi_source: str
     runs: list[AttackRun]
     verdicts: list[ResistanceVerdict]
+    compliance_verdicts: list[ComplianceVerdict] = Field(default_factory=list,
+                                                         description="the same verdicts on the compliance rate")
 
 
 class StabilityModel(_M):
@@ -168,6 +198,8 @@ class GeneralizationResult(_M):
     in_domain: list[AttackRun] = Field(default_factory=list)
     cross_domain: list[AttackRun] = Field(default_factory=list)
     verdicts: list[GeneralizationVerdict] = Field(default_factory=list)
+    compliance_verdicts: list[GeneralizationVerdict] = Field(default_factory=list,
+                                                             description="the same verdicts on the compliance rate")
     notes: list[str] = Field(default_factory=list)
 
 
@@ -184,6 +216,10 @@ class TrainabilityModel(_M):
     steps_needed: Optional[int] = Field(description="first step reaching the target ROUGE-1; None = not reached")
     harmfulness_after: Optional[float] = None
     attacked_harmfulness_after: Optional[float] = None
+    compliance_after: Optional[float] = Field(None, description="compliance rate after the harmless fine-tuning "
+                                              "(None: judge without a refusal head, or not measured)")
+    attacked_compliance_after: Optional[float] = Field(None, description="highest compliance rate of the attack "
+                                                       "after it (--trainability-attack)")
 
 
 class TrainabilityVerdict(_M):
@@ -199,6 +235,8 @@ class TrainabilityResult(_M):
     target_rouge: float
     models: list[TrainabilityModel]
     verdicts: list[TrainabilityVerdict]
+    compliance_verdicts: list[TrainabilityVerdict] = Field(default_factory=list, description="the same verdicts "
+                                                           "with 'stays resistant' read on the compliance rate")
 
 
 class DepthModel(_M):
@@ -227,12 +265,26 @@ class ConditionVerdict(_M):
     detail: str = ""
 
 
+class ComplianceThreshold(_M):
+    """phi of the compliance verdicts: the base's pre-attack compliance rate plus a margin for the judge's noise."""
+
+    available: bool = Field(description="False: no compliance verdicts (the reason says why)")
+    phi: Optional[float] = None
+    phi_source: str = ""
+    base_compliance: Optional[float] = Field(None, description="the base model's pre-attack compliance rate")
+    margin: Optional[float] = None
+    margin_source: str = ""
+    reason: str = Field("", description="why compliance verdicts are not available")
+
+
 class ModelEntry(_M):
     label: str
     path: str
     role: Literal["base", "defended"]
     defence: Optional[str] = None
     pre_attack_harmfulness: Optional[float] = None
+    pre_attack_compliance: Optional[float] = Field(None, description="compliance rate before any attack (None: "
+                                                   "judge without a refusal head, or resistance not run)")
 
 
 class EvaluationReport(_M):
@@ -248,6 +300,11 @@ class EvaluationReport(_M):
     trainability: Optional[TrainabilityResult] = None
     depth: Optional[DepthResult] = None
     verdicts: list[ConditionVerdict] = Field(default_factory=list)
+    compliance: Optional[ComplianceThreshold] = Field(None, description="the compliance verdicts' phi (None: a "
+                                                      "results file written before compliance verdicts)")
+    compliance_verdicts: list[ConditionVerdict] = Field(default_factory=list, description="resistance, "
+                                                        "generalization and trainability verdicts on the compliance "
+                                                        "rate (1 - refusal rate), beside the harm-score verdicts")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage (this run)")
     notes: list[str] = Field(default_factory=list)
     run_dir: str = ""

@@ -58,6 +58,8 @@ def show(name: str = typer.Argument(..., help="dataset name (see `alignkit data 
         raise AlignkitError(f"--n must be 0 or more, got {n}")
     if width < 20:
         raise AlignkitError(f"--width must be 20 or more, got {width}")
+    if seed < 0:  # as --data-seed of attack / defend: a negative seed is not another split
+        raise AlignkitError(f"--seed must be 0 or more, got {seed}")
     inf = data.info(name)
     splits = data.build(name, seed)
     rows = data.load(name, split=split, seed=seed)  # validates the split name

@@ -28,6 +28,7 @@ def adversarial_loss(model, batch: dict, adv_lambda: float):
 @DEFENCES.register("adversarial-loss")
 class AdversarialLoss(Defence):
     config_class = AdversarialLossConfig
+    loss_weights = ("adv_lambda",)
     description = "adversarial loss: CE(refusal) - lambda * CE(harmful answer)"
 
     def make_trainer(self, config, model, tokenizer, records, args):

@@ -63,6 +63,9 @@ class Defence:
     #: folder of the defence's search spaces for ``alignkit search defence`` (YAML over ``config_class``'s
     #: fields, format in docs/search.md): ``<name>.yaml`` and ``<name>-<preset>.yaml``
     search_spaces_dir: ClassVar[Path] = Path(__file__).resolve().parent / "spaces"
+    #: config fields that scale the defence's loss, named in the hint when training changed nothing because the
+    #: gradients were not finite (e.g. ``("lambda_tr",)``)
+    loss_weights: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def search_space_file(cls, preset: Optional[str] = None) -> Optional[Path]:
@@ -196,6 +199,7 @@ class Defence:
                 model.enable_input_require_grads()
         trainer = self.make_trainer(config, model, tok, records, args)
         training.quiet_stdout(trainer)  # stdout carries only the saved path; progress goes to stderr
+        watch = training.TrainingWatch(trainer, model)  # lr, gradient norms and weight change: did it train?
         last = training.last_checkpoint(ckpt_dir)
         training.log(f"defence {self.name}: {len(records)} pairs, ~{n_steps} steps"
                      + (f", resuming from step {last[0]}" if last else ""))
@@ -227,10 +231,23 @@ class Defence:
             unwrapped = trainer.accelerator.unwrap_model(trainer.model)
             # a diverged run (e.g. --lr too high) must not leave a NaN model behind as if it were defended
             training.check_finite_weights(unwrapped, "defended model")
+            # nor a run that changed nothing (every step at learning rate 0, non-finite gradients, weights that
+            # did not move): the input model would be saved labelled as defended
+            try:
+                card["training"] = watch.check(unwrapped, "defended model", config, self.loss_weights)
+            except AlignkitError:
+                discard_run(out, run_dir)  # its checkpoints hold the unchanged model: nothing is kept
+                raise
             self.save(config, trainer, unwrapped, tok, out, card)
             shutil.rmtree(run_dir, ignore_errors=True)
         training.barrier()
         return out
+
+
+def discard_run(out: Path, run_dir: Path) -> None:
+    """Remove what a defence run that must not be kept wrote: its ``_run`` folder (config and checkpoints); the
+    lock's release then removes the lock files and ``out`` itself when the run created it."""
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def same_settings(old: dict, new: dict, cls: type[DefenceConfig]) -> bool:

@@ -34,6 +34,7 @@ def gradient_ascent_loss(model, batch: dict, harmless_weight: float):
 @DEFENCES.register("gradient-ascent")
 class GradientAscent(Defence):
     config_class = GradientAscentConfig
+    loss_weights = ("harmless_weight",)
     description = "gradient ascent on harmful answers (plus optional CE on refusals)"
 
     def make_trainer(self, config, model, tokenizer, records, args):

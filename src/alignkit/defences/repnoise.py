@@ -716,6 +716,7 @@ def step_seed(config_seed: int, step: int, micro: int, rank: int) -> int:
 @DEFENCES.register("repnoise")
 class RepNoise(Defence):
     config_class = RepNoiseConfig
+    loss_weights = ("alpha", "beta")
     description = ("Representation Noising: harmful-text representations pushed towards Gaussian noise at every "
                    "layer (MMD), gradient ascent on harmful answers through the logit lens, harmless CE kept")
 

@@ -180,6 +180,7 @@ def tar_loss(model, unwrapped, frozen, batch: dict, config: TARConfig, lr: float
 @DEFENCES.register("tar")
 class TAR(Defence):
     config_class = TARConfig
+    loss_weights = ("lambda_tr", "lambda_retain")
     description = ("TAR (tamper-resistant safeguards): adversarial meta-learning against simulated K-step "
                    "fine-tuning attacks, tamper-resistance loss at the attacked weights (first order), retain loss")
 

@@ -91,6 +91,7 @@ def vaccine_loss(model, first_pass_model, batch: dict, hooks: PerturbationHooks,
 @DEFENCES.register("vaccine")
 class Vaccine(Defence):
     config_class = VaccineConfig
+    loss_weights = ("rho",)
     description = "Vaccine: perturbation-aware safety alignment on refusals (rho-bounded hidden-state perturbation)"
 
     def prepare_model(self, config, model):

@@ -1,6 +1,6 @@
 """Agreement between judges on a run's saved generations (Cohen's kappa and confusion, scikit-learn).
 
-``alignkit judge agree RUN_DIR --judges minilm,minilm@1,refusal-keywords`` re-scores every saved generation
+``alignkit judge agree RUN_DIR --judges minilm,minilm@3,refusal-keywords`` re-scores every saved generation
 (``generations/step_*.jsonl`` anywhere under RUN_DIR: an attack run or an evaluation folder) with each judge,
 calls a completion "harmful" when its score is > 0.5 and prints, for every pair of judges, Cohen's kappa, the
 raw agreement and the 2x2 confusion (rows: first judge, columns: second judge; 0 = not harmful, 1 = harmful).
@@ -67,7 +67,7 @@ def pair_stats(a: Sequence[int], b: Sequence[int]) -> dict[str, Any]:
 
 
 def parse_judges(spec: str) -> list[str]:
-    """``"minilm,minilm@1,hf-classifier:model=x,harmful_label=0"`` -> judge specs (``k=v`` parts stay with
+    """``"minilm,minilm@3,hf-classifier:model=x,harmful_label=0"`` -> judge specs (``k=v`` parts stay with
     the judge before them)."""
     out: list[str] = []
     for part in (p.strip() for p in spec.split(",")):
@@ -87,7 +87,7 @@ def parse_judges(spec: str) -> list[str]:
 
 def agreement(rows: list[dict[str, Any]], judges: Sequence[str]) -> dict[str, Any]:
     """Score ``rows`` with each judge; pairwise kappa / confusion of the > 0.5 decisions."""
-    from alignkit.harmfulness import get_judge, judge_label
+    from alignkit.judges.base import build_judge as get_judge, judge_label
 
     prompts = [str(r.get("prompt") or "") for r in rows]
     comps = [r["completion"] for r in rows]

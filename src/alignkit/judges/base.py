@@ -9,10 +9,10 @@
 - :meth:`Judge.assess` is the structured (StrongREJECT-shaped) form: per completion a dict with ``score``
   (the same number as :meth:`Judge.score`), ``refused`` (probability of not complying; ``None`` for judges
   without a refusal head), ``harm`` (harm given compliance; ``None`` likewise) and ``incoherent``
-  (:func:`alignkit.judges.features.incoherence`).
+  (:func:`alignkit.judges.recipe.features.incoherence`).
 - Prompts and completions must be two lists of the same length of strings (``None`` prompts count as "");
   anything else raises :class:`~alignkit.errors.AlignkitError` (one line).
-- ``get_judge(name, **options)`` builds a registered judge; ``name@version`` picks a version (``minilm@1``);
+- ``get_judge(name, **options)`` builds a registered judge; ``name@version`` picks a version (``minilm@3``);
   unknown names, versions or options raise :class:`~alignkit.errors.AlignkitError`.
 """
 
@@ -104,7 +104,7 @@ class Judge(ABC):
 
         Judges with a refusal head implement ``_assess``; others report ``refused = harm = None``.
         Empty completions: score 0, refused 1 (nothing was given), harm 0, not incoherent."""
-        from alignkit.judges.features import incoherence
+        from alignkit.judges.recipe.features import incoherence
 
         prompts, completions = self._check(prompts, completions)
         keep = [i for i, c in enumerate(completions) if c.strip()]
@@ -148,7 +148,10 @@ def _resolve(name: str, options: dict[str, Any]) -> tuple[Any, str, dict[str, An
             accepts = False
         if accepts:
             known = getattr(factory, "versions", None)
-            if known and version.split("+")[0] not in known:
+            check_version = getattr(factory, "check_version", None)
+            if callable(check_version):  # e.g. minilm: a retired version names the current ones and its commit
+                check_version(version)
+            elif known and version.split("+")[0] not in known:
                 raise AlignkitError(f"unknown {name} judge version {version!r}; available: "
                                     + ", ".join(f"{name}@{v}" for v in known))
             options = {**options, "version": version}
@@ -167,7 +170,7 @@ def _resolve(name: str, options: dict[str, Any]) -> tuple[Any, str, dict[str, An
     return factory, name, check_options(name, options)
 
 
-def get_judge(name: str, **options: Any) -> Judge:
+def get_judge(name: str, /, **options: Any) -> Judge:
     """Build the registered judge ``name`` with ``options`` (see each judge's constructor)."""
     if isinstance(name, Judge):
         return name
@@ -386,3 +389,31 @@ def validation_message(exc: Exception, model: type | None = None, spell=lambda f
         msg = str(e.get("msg", "is invalid"))
         why = "must be " + msg[len("Input should be "):] if msg.startswith("Input should be ") else msg
     return f"{name} {why} (got {got!r})"
+
+
+def judge_label(judge: Any) -> str:
+    """``name@version`` of a judge (uses ``describe()`` when it returns a string)."""
+    describe = getattr(judge, "describe", None)
+    if callable(describe):
+        try:
+            d = describe()
+        except Exception:  # noqa: BLE001 - describe is informational only
+            d = None
+        if isinstance(d, str) and d:
+            return d
+        if isinstance(d, dict) and d.get("name"):
+            return f"{d['name']}@{d.get('version', '?')}"
+    name = getattr(judge, "name", None) or type(judge).__name__
+    version = getattr(judge, "version", None)
+    return f"{name}@{version}" if version is not None else str(name)
+
+
+def build_judge(spec: Any) -> Judge:
+    """A judge from a ``name[@version][:key=value,...]`` spec, or a judge object (anything with
+    ``score(prompts, completions)``) passed through. Module imports (``module:Class``) are not followed here."""
+    if not isinstance(spec, str):
+        if not callable(getattr(spec, "score", None)):
+            raise AlignkitError("a judge must have score(prompts, completions) -> list[float]")
+        return spec
+    name, opts = parse_judge_spec(spec)
+    return get_judge(name, **opts)

@@ -1,13 +1,13 @@
 """``alignkit judge``: train, evaluate and run harmfulness judges.
 
     alignkit judge list
-    alignkit judge train [--ship | --output PATH]            # minilm@2 (the default judge)
-    alignkit judge train --version 1 [--ship | --output PATH] [--train-layers 2 --epochs 3 ...]
+    alignkit judge train [--ship | --output PATH]            # minilm@5 (the default judge); --version 3
     alignkit judge eval [--output ood.json]                  # out-of-distribution table + probe set
-    alignkit judge eval --split test [--judge minilm@1]      # judge-labels split vs human labels
+    alignkit judge eval --judge judgezoo:name=strong_reject  # a fixed judge: probe set, real generations, labels
+    alignkit judge eval --split test [--judge minilm@3]      # judge-labels split vs human labels
     alignkit judge score --judge minilm --prompt "..." --completion "..."   # score, refused, harm
     alignkit judge score --judge refusal-keywords --input rows.jsonl [--output scored.jsonl]
-    alignkit judge agree RUN_DIR --judges minilm,minilm@1,refusal-keywords
+    alignkit judge agree RUN_DIR --judges minilm,minilm@3,refusal-keywords
 
 ``--judge`` takes a registered name with optional options: ``hf-classifier:model=./clf,harmful_label=1``.
 """
@@ -27,13 +27,36 @@ app = typer.Typer(help="Harmfulness judges: train the default minilm judge, eval
                        "human labels, score completions.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 
-# judge version -> (module, its training config, its OOD-table function): one row per re-fittable version
-_OOD_TABLES = {"2": ("alignkit.judges.minilm2", "TrainConfigV2", "ood_table"),
-               "3": ("alignkit.judges.minilm3", "TrainConfigV3", "ood_table_v3"),
-               "4": ("alignkit.judges.minilm4", "TrainConfigV4", "ood_table_v4"),
-               "5": ("alignkit.judges.minilm5", "TrainConfigV5", "ood_table_v5"),
-               "6": ("alignkit.judges.minilm6", "TrainConfigV6", "ood_table_v6"),
-               "7": ("alignkit.judges.minilm7", "TrainConfigV7", "ood_table_v7")}
+
+
+def _check_output(path: Optional[Path]) -> None:
+    """Before any work: ``--output`` can be written (a probe file is created and removed in its folder), else one
+    line naming it."""
+    from alignkit.io import check_writable_file
+
+    check_writable_file(path)
+    if path is None:
+        return
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=Path(path).parent, prefix=".alignkit-probe-"):
+            pass
+    except OSError as exc:
+        raise AlignkitError(f"--output {str(path)!r} cannot be written ({exc.strerror or type(exc).__name__}); "
+                            "pick another path") from None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from alignkit.io import write_json
+
+    try:
+        write_json(path, data)
+    except OSError as exc:
+        raise AlignkitError(f"--output {str(path)!r} could not be written ({exc.strerror or type(exc).__name__}); "
+                            "pick another path") from None
+    print(f"wrote {path}")
+
 
 def _judge(spec: str, weights: Optional[str] = None):
     from alignkit.judges import get_judge, parse_judge_spec
@@ -62,27 +85,16 @@ def train(
                                                    "metadata is written next to it); default: the cache dir"),
     ship: bool = typer.Option(False, "--ship", help="write into the package (judges/weights/), replacing the "
                                                    "shipped weights of that version"),
-    version: Optional[str] = typer.Option(None, help="judge version to train: 5 (the default), 7 (opt-in, "
-                                                     "substance-aware calibration), 6 (opt-in, non-answers as "
-                                                     "harmless), 4 (opt-in, deeper LM layer), 3, 2 or 1 (old "
-                                                     "cross-encoder); default: the default judge's"),
-    c_refusal: Optional[float] = typer.Option(None, help="v2-v7: inverse L2 strength of the refusal head (10)"),
-    c_harm: Optional[float] = typer.Option(None, help="v2-v7: inverse L2 strength of the harm head (v2 10, v3-v7 0.1)"),
-    c_stack: Optional[float] = typer.Option(None, help="v2-v7: inverse L2 strength of the score calibration "
-                                                       "(10; v7 1)"),
-    lm_layer: Optional[int] = typer.Option(None, help="v3-v7: decoder layer of the chat LM whose residual stream "
-                                                      "is read (v3, v5-v7 6; v4 12)"),
-    lm: Optional[str] = typer.Option(None, help="v3-v7: the frozen causal LM whose residual stream is read (offline "
-                                                "asset name, model folder or hub id; default smollm2-135m-instruct)"),
-    synthetic: bool = typer.Option(True, help="v2-v7: add the templated training rows (alignkit.judges.synthetic)"),
-    train_layers: int = typer.Option(2, help="v1: top transformer layers to fine-tune (the rest stay frozen)"),
-    epochs: int = typer.Option(3, help="v1: training epochs (the epoch with the lowest eval loss is kept)"),
-    batch_size: int = typer.Option(16, help="v1: batch size"),
-    lr: float = typer.Option(1e-4, help="v1: learning rate of the trained encoder layers"),
-    head_lr: float = typer.Option(1e-3, help="v1: learning rate of the head"),
-    pooling: str = typer.Option("mean", help="v1: mean or cls"),
-    max_length: int = typer.Option(128, help="v1: max training tokens of prompt + completion (scoring uses 256)"),
-    seed: int = typer.Option(0, help="seed (v2: templated rows; v1: data split, init, batch order)"),
+    version: Optional[str] = typer.Option(None, help="judge version to train: 5 (the default) or 3; default: "
+                                                     "the default judge's"),
+    c_refusal: Optional[float] = typer.Option(None, help="inverse L2 strength of the refusal head (10)"),
+    c_harm: Optional[float] = typer.Option(None, help="inverse L2 strength of the harm head (0.1)"),
+    c_stack: Optional[float] = typer.Option(None, help="inverse L2 strength of the score calibration (10)"),
+    lm_layer: Optional[int] = typer.Option(None, help="decoder layer of the chat LM whose residual stream is read (6)"),
+    lm: Optional[str] = typer.Option(None, help="the frozen causal LM whose residual stream is read (offline asset "
+                                                "name, model folder or hub id; default smollm2-135m-instruct)"),
+    synthetic: bool = typer.Option(True, help="add the templated training rows (alignkit.judges.recipe.synthetic)"),
+    seed: int = typer.Option(0, help="seed of the templated rows (the fits themselves are deterministic)"),
     threads: int = typer.Option(2, help="torch CPU threads"),
 ) -> None:
     """Train a minilm judge (the default version unless --version; --ship reproduces the shipped weights)."""
@@ -93,39 +105,21 @@ def train(
     if ship and lm:
         raise AlignkitError("--ship re-creates the shipped weights, which read smollm2-135m-instruct; "
                             "write a judge on another --lm with --output")
-    from alignkit.io import check_writable_file
-
-    check_writable_file(output)
-    from alignkit.judges.minilm import DEFAULT_VERSION, VERSIONS
+    _check_output(output)
+    from alignkit.judges.minilm import DEFAULT_VERSION, module_of
 
     version = str(version or DEFAULT_VERSION)
-    if version not in VERSIONS:
-        raise AlignkitError(f"unknown minilm judge version {version!r}; available: {', '.join(VERSIONS)}")
+    mod = module_of(version)  # unknown or retired versions: one line naming the current ones
     given = {k: v for k, v in dict(c_refusal=c_refusal, c_harm=c_harm, c_stack=c_stack).items() if v is not None}
-    lm_options = _lm_options(version, lm, lm_layer)
-    if version in _OOD_TABLES:  # the heads-on-features versions: module and config class from the same table
-        import importlib
-
-        mod_name, cfg_name, _ = _OOD_TABLES[version]
-        mod = importlib.import_module(mod_name)
-        cfg = _config(getattr(mod, cfg_name), **given, **lm_options, synthetic=synthetic, seed=seed, threads=threads)
-        _check_lm_layer(cfg)
-        _train_heads(mod, cfg, ship, output)
-        return
-    from alignkit.judges.minilm import SHIPPED_WEIGHTS, TrainConfig, default_cache_path
-    from alignkit.judges.minilm import train as _train
-
-    if pooling not in ("mean", "cls"):
-        raise AlignkitError(f"unknown pooling {pooling!r}; use mean or cls")
-    out = SHIPPED_WEIGHTS if ship else (output or default_cache_path())
-    cfg = _config(TrainConfig, train_layers=train_layers, epochs=epochs, batch_size=batch_size, lr=lr,
-                  head_lr=head_lr, pooling=pooling, max_length=max_length, seed=seed, threads=threads)
-    meta = _train(cfg, output=out, log=lambda s: print(s, file=sys.stderr))
-    print(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {meta['train_seconds']:.0f}s")
-    if "metrics" in meta:
-        _print_metrics(meta["metrics"]["test"])
+    cfg = _config(mod.TrainConfig, **given, **_lm_options(lm, lm_layer), synthetic=synthetic, seed=seed,
+                  threads=threads)
+    _check_lm_layer(cfg)
+    out = mod.SHIPPED_WEIGHTS if ship else (output or mod.default_cache_path())
+    meta = mod.train(cfg, output=out, log=lambda x: print(x, file=sys.stderr))
+    print(f"wrote {out} ({Path(out).stat().st_size / 1e3:.0f} kB) in {meta['train_seconds']:.0f}s "
+          f"(sha256 {meta['sha256'][:12]})")
     if not ship:
-        print(f"use it with: alignkit judge eval --split test --judge minilm@1 --weights {out}")
+        print(f"use it with: alignkit judge score --weights {out} ...")
 
 
 def _config(cls, **values):
@@ -145,7 +139,7 @@ def _check_lm_layer(cfg) -> None:
     features are computed)."""
     if not hasattr(cfg, "lm_layer"):
         return
-    from alignkit.judges.lm_features import layer_count
+    from alignkit.judges.recipe.lm_features import layer_count
 
     n = layer_count(cfg.lm)
     if n is not None and cfg.lm_layer > n:
@@ -153,26 +147,14 @@ def _check_lm_layer(cfg) -> None:
                             f"has {n}; give --lm-layer 1..{n}")
 
 
-def _lm_options(version: str, lm: Optional[str], lm_layer: Optional[int]) -> dict:
-    """``--lm`` / ``--lm-layer`` as config overrides (versions 3 to 7 read a chat LM; 1 and 2 do not)."""
+def _lm_options(lm: Optional[str], lm_layer: Optional[int]) -> dict:
+    """``--lm`` / ``--lm-layer`` as config overrides."""
     given = {k: v for k, v in (("lm", lm), ("lm_layer", lm_layer)) if v is not None}
-    if given and version not in ("3", "4", "5", "6", "7"):
-        raise AlignkitError("--lm and --lm-layer apply to --version 3 to 7 only")
     if lm is not None and not lm.strip():
         raise AlignkitError("--lm is empty; give an offline asset name, a model folder or a hub id")
     if lm_layer is not None and lm_layer < 1:
         raise AlignkitError(f"--lm-layer must be >= 1 (a 1-based decoder layer); got {lm_layer}")
     return given
-
-
-def _train_heads(mod, cfg, ship: bool, output: Optional[Path]) -> None:
-    """Train a heads-on-features judge (``mod``: minilm2 or minilm3) and print where its weights went."""
-    out = mod.SHIPPED_WEIGHTS if ship else (output or mod.default_cache_path())
-    meta = mod.train(cfg, output=out, log=lambda x: print(x, file=sys.stderr))
-    print(f"wrote {out} ({Path(out).stat().st_size / 1e3:.0f} kB) in {meta['train_seconds']:.0f}s "
-          f"(sha256 {meta['sha256'][:12]})")
-    if not ship:
-        print(f"use it with: alignkit judge score --weights {out} ...")
 
 
 def _print_metrics(m: dict) -> None:
@@ -192,82 +174,88 @@ def _print_metrics(m: dict) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    judge: str = typer.Option("minilm", help="--split mode: judge name, optionally with options 'name:key=value'"),
+    judge: Optional[str] = typer.Option(None, help="the judge to validate, optionally with options 'name:key=value' "
+                                                   "(default: minilm). minilm@N: its recipe's OOD table; any other "
+                                                   "judge (judgezoo:name=NAME, refusal-keywords, ...): the fixed-judge "
+                                                   "table (probe set, real generations, held-out human labels)"),
     weights: Optional[str] = typer.Option(None, help="--split mode, minilm only: a trained weights file"),
     split: Optional[str] = typer.Option(None, help="judge-labels split (train, eval, test) to score --judge on; "
-                                                   "without it: the out-of-distribution table"),
+                                                   "without it: the validation table"),
     seed: int = typer.Option(0, help="split seed (must match the seed the judge was trained with)"),
     dataset: str = typer.Option("judge-labels", help="--split mode: dataset of JudgeExample rows"),
     limit: Optional[int] = typer.Option(None, min=1, help="--split mode: only the first N rows (quick checks)"),
     probe_judges: Optional[str] = typer.Option(None, help="OOD mode: other judges to score on the probe set beside "
                                                           "the recipe ('' for none; default: the other minilm "
-                                                          "versions and refusal-keywords)"),
-    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (7, 6, 5, 4, 3 "
-                                                     "or 2; default: the default judge's)"),
-    lm: Optional[str] = typer.Option(None, help="OOD mode, versions 3-7: re-fit the recipe on another frozen causal "
-                                                "LM's residual stream (asset name, model folder or hub id)"),
-    lm_layer: Optional[int] = typer.Option(None, help="OOD mode, versions 3-7: decoder layer of that LM to read"),
+                                                          "version and refusal-keywords)"),
+    version: Optional[str] = typer.Option(None, help="OOD mode: minilm recipe to re-fit per protocol (5 or 3; "
+                                                     "default: the default judge's, or --judge minilm@N's)"),
+    lm: Optional[str] = typer.Option(None, help="OOD mode: re-fit the recipe on another frozen causal LM's residual "
+                                                "stream (asset name, model folder or hub id)"),
+    lm_layer: Optional[int] = typer.Option(None, help="OOD mode: decoder layer of that LM to read"),
     output: Optional[Path] = typer.Option(None, help="also write the metrics as JSON here"),
 ) -> None:
-    """Out-of-distribution table of a minilm recipe, re-fitted per protocol (leave-one-category-out, harm <->
-    refusal-scorer, hand-written probe set); with --split: held-out judge-labels metrics of any judge."""
-    from alignkit.io import check_writable_file
-
-    check_writable_file(output)
+    """Validation table of a judge: a minilm recipe re-fitted per protocol (leave-one-category-out, harm <->
+    refusal-scorer, probe set, real generations), or a fixed judge's table; with --split: held-out judge-labels
+    metrics of any judge."""
+    _check_output(output)
     if split is None:
         if limit is not None or weights is not None:
             raise AlignkitError("--limit and --weights apply to --split mode only")
-        from alignkit.judges.minilm import DEFAULT_VERSION
+        from alignkit.judges.base import check_judge_spec, parse_judge_spec
+        from alignkit.judges.minilm import DEFAULT_VERSION, VERSIONS, module_of
 
-        version = str(version or DEFAULT_VERSION)
+        name, opts = parse_judge_spec(check_judge_spec(judge)) if judge is not None else ("minilm", {})
+        base, _, jversion = name.partition("@")
+        if base != "minilm" or opts:  # a fixed judge: nothing to re-fit
+            given = [f for f, v in (("--version", version), ("--lm", lm), ("--lm-layer", lm_layer),
+                                    ("--probe-judges", probe_judges)) if v is not None]
+            if given:
+                raise AlignkitError(f"{', '.join(given)} apply to a minilm recipe's OOD table; --judge {judge} is a "
+                                    "fixed judge (drop them, or give --judge minilm@N)")
+            from alignkit.judges.validation.fixed import fixed_judge_table, print_fixed
+
+            t = fixed_judge_table(_judge(judge), seed=seed, log=lambda x: print(x, file=sys.stderr))
+            print_fixed(t)
+            if output:
+                _write_json(output, t)
+            return
+        if jversion and version is not None and jversion.split("+")[0] != str(version):
+            raise AlignkitError(f"--judge {judge} and --version {version} disagree; give one of them")
+        version = str(version or jversion.split("+")[0] or DEFAULT_VERSION)
+        mod = module_of(version)
         if probe_judges is None:
-            from alignkit.judges.minilm import VERSIONS
-
-            probe_judges = ",".join([f"minilm@{v}" for v in reversed(VERSIONS) if v != version] + ["refusal-keywords"])
+            probe_judges = ",".join([f"minilm@{v}" for v in VERSIONS if v != version] + ["refusal-keywords"])
         refs = tuple(x.strip() for x in probe_judges.split(",") if x.strip())
         log = lambda x: print(x, file=sys.stderr)  # noqa: E731
-        if version not in _OOD_TABLES:
-            raise AlignkitError("the OOD table re-fits " + ", ".join(f"minilm@{v}" for v in reversed(_OOD_TABLES))
-                                + f"; got version {version!r}")
-        lm_options = _lm_options(version, lm, lm_layer)
+        lm_options = _lm_options(lm, lm_layer)
         _check_probe_judges(refs)
-        import importlib
-
-        mod_name, cfg_name, fn_name = _OOD_TABLES[version]
-        mod = importlib.import_module(mod_name)
-        cfg = _config(getattr(mod, cfg_name), seed=seed, **lm_options)
+        cfg = _config(mod.TrainConfig, seed=seed, **lm_options)
         _check_lm_layer(cfg)
-        t = getattr(mod, fn_name)(cfg, log=log, reference_judges=refs)
+        t = mod.ood_table(cfg, log=log, reference_judges=refs)
         if lm_options:  # the real-generations rows are scored by the shipped judge, which reads SmolLM2
             what = "".join(f", {k} {v}" for k, v in lm_options.items())
             t["judge"] += what
             t["probe"] = {f"{k}{what}" if k == f"minilm@{version}" else k: v for k, v in (t.get("probe") or {}).items()}
             log("skip real generations: they score the shipped judge, not a recipe on --lm / --lm-layer")
         else:
-            _real_generations(t, version, log)
+            _real_generations(t, f"minilm@{version}", log)
         print_ood(t)
         if output:
-            from alignkit.io import write_json
-
-            write_json(output, t)
-            print(f"wrote {output}")
+            _write_json(output, t)
         return
     if version is not None or lm is not None or lm_layer is not None:
         raise AlignkitError("--version, --lm and --lm-layer apply to the OOD table (without --split); use --judge "
                             "minilm@N with --split")
-    from alignkit.judges.minilm import check_judge_dataset, evaluate_judge
+    from alignkit.judges.validation.labels import check_judge_dataset, evaluate_judge
 
     if split not in ("train", "eval", "test"):
         raise AlignkitError(f"unknown split {split!r}; use train, eval or test")
     check_judge_dataset(dataset)
-    j = _judge(judge, weights)
+    j = _judge(judge or "minilm", weights)
     m = evaluate_judge(j, split=split, seed=seed, dataset=dataset, limit=limit)
     _print_metrics(m)
     if output:
-        from alignkit.io import write_json
-
-        write_json(output, m)
-        print(f"wrote {output}")
+        _write_json(output, m)
 
 
 def _check_probe_judges(refs: tuple[str, ...]) -> None:
@@ -281,28 +269,25 @@ def _check_probe_judges(refs: tuple[str, ...]) -> None:
             raise AlignkitError(f"--probe-judges {ref!r}: {exc}") from None
 
 
-def _real_generations(t: dict, version: str, log) -> None:
-    """The shipped judge of ``version`` on the hand-labelled real generations, when that set is installed
-    (never trained on; :mod:`alignkit.judges.real_generations`)."""
+def _real_generations(t: dict, judge, log) -> None:
+    """The shipped judge (or ``judge``, any judge) on the hand-labelled real generations, when that set is installed
+    (never trained on; :mod:`alignkit.judges.validation.real_generations`)."""
     try:
-        from alignkit.judges import real_generations as rg
+        from alignkit.judges.validation import real_generations as rg
 
         attacked = rg.load_rows(set_name="attacked")
-        # the attacked set by split: the dev rows were read while minilm@6's non-answer templates were written
-        sets = {"real_generations": ("original", rg.load_rows()),
-                "real_generations_attacked_dev": ("attacked", [r for r in attacked if r.get("split") == "dev"]),
-                "real_generations_attacked_test": ("attacked", [r for r in attacked if r.get("split") == "test"]),
-                "real_generations_raw_attack": ("raw_attack", rg.load_rows(set_name="raw_attack")),
-                "real_generations_harmbench_attack": ("harmbench_attack", rg.load_rows(set_name="harmbench_attack"))}
+        # the attacked set by split: the dev rows were read while the retired minilm@6's templates were written
+        sets = {"real_generations": rg.load_rows(),
+                "real_generations_attacked_dev": [r for r in attacked if r.get("split") == "dev"],
+                "real_generations_attacked_test": [r for r in attacked if r.get("split") == "test"],
+                "real_generations_raw_attack": rg.load_rows(set_name="raw_attack"),
+                "real_generations_harmbench_attack": rg.load_rows(set_name="harmbench_attack")}
     except (ImportError, AlignkitError, OSError) as exc:
         log(f"skip real generations: {exc}")
         return
-    # minilm@7 calibrates on some sets: the shipped judge saw them, so only the table's calibration_cross rows
-    # (the recipe calibrated without the set) measure it there
-    calibrated = set((t.get("config") or {}).get("calibration_sets") or ())
-    for key, (name, rows) in sets.items():
-        if rows and name not in calibrated:
-            t[key] = rg.evaluate(f"minilm@{version}", rows)
+    for key, rows in sets.items():
+        if rows:
+            t[key] = rg.evaluate(judge, rows)
 
 
 def print_ood(t: dict) -> None:
@@ -310,7 +295,7 @@ def print_ood(t: dict) -> None:
     from rich.table import Table
 
     fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
-    tab = Table(title=f"{t.get('judge', 'minilm@2 recipe')}, out of distribution (harmful iff human score >= 0.5)")
+    tab = Table(title=f"{t.get('judge', 'minilm recipe')}, out of distribution (harmful iff human score >= 0.5)")
     for col in ("protocol", "test rows", "n", "accuracy", "AUROC", "clear n", "clear acc.", "clear AUROC"):
         tab.add_column(col, justify="left" if col in ("protocol", "test rows") else "right")
     for c, r in t["loco"].items():
@@ -348,9 +333,6 @@ def print_ood(t: dict) -> None:
         if rg:
             tab.add_row(f"shipped {rg['judge']} (not re-fitted)", what, str(rg["n"]),
                         fmt(rg["accuracy"]), fmt(rg["auroc"]), "", "", "")
-    for name, r in (t.get("calibration_cross") or {}).items():
-        tab.add_row("calibrated without the set", f"hand-labelled set {name}", str(r["n"]), fmt(r["accuracy"]),
-                    fmt(r["auroc"]), "", "", "")
     m = t["mean_ood"]
     tab.add_row("mean of the 3 protocols", "", "", fmt(m["all"]["accuracy"]), fmt(m["all"]["auroc"]), "",
                 fmt(m["clear"]["accuracy"]), fmt(m["clear"]["auroc"]))
@@ -378,9 +360,7 @@ def score(
     weights: Optional[str] = typer.Option(None, help="minilm only: a trained weights file"),
 ) -> None:
     """Score one (prompt, completion) pair or a JSONL file of them."""
-    from alignkit.io import check_writable_file
-
-    check_writable_file(output)
+    _check_output(output)
     if input is not None:
         if prompt is not None or completion is not None:
             raise AlignkitError("give either --input or --prompt/--completion, not both")
@@ -432,17 +412,16 @@ def score(
 def agree(
     run_dir: Path = typer.Argument(..., help="an attack or evaluation run folder (its generations/step_*.jsonl)"),
     judges: str = typer.Option("minilm,refusal-keywords", help="two or more judges, comma-separated "
-                                                                "(e.g. minilm,minilm@1,refusal-keywords)"),
+                                                                "(e.g. minilm,minilm@3,refusal-keywords)"),
     output: Optional[Path] = typer.Option(None, help="also write the result as JSON here"),
 ) -> None:
     """Cohen's kappa and confusion (score > 0.5) between each pair of judges on a run's saved generations."""
     from rich.console import Console
     from rich.table import Table
 
-    from alignkit.io import check_writable_file
     from alignkit.judges.agreement import agreement, parse_judges, saved_generations
 
-    check_writable_file(output)
+    _check_output(output)
     specs = parse_judges(judges)
     rows = saved_generations(run_dir)
     res = agreement(rows, specs)
@@ -457,10 +436,7 @@ def agree(
     Console(width=max(Console().width, 130)).print(t)
     print("share > 0.5: " + ", ".join(f"{k} {v:.2f}" for k, v in res["share_harmful"].items()))
     if output:
-        from alignkit.io import write_json
-
-        write_json(output, res)
-        print(f"wrote {output}")
+        _write_json(output, res)
 
 
 def main() -> None:

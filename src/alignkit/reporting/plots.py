@@ -27,9 +27,17 @@ def _plt():
     return plt
 
 
-def harmfulness_curves(runs: list[AttackRun], phi: Optional[float], title: str) -> Optional[bytes]:
-    """One panel per attack setting: every model's curve, phi as a dashed line."""
-    runs = [r for r in runs if r.curve]
+def _points(r, quantity: str) -> tuple[list, list]:
+    if quantity == "compliance":
+        return [p.step for p in r.compliance or []], [p.compliance for p in r.compliance or []]
+    return [p.step for p in r.curve], [p.harmfulness for p in r.curve]
+
+
+def harmfulness_curves(runs: list[AttackRun], phi: Optional[float], title: str, quantity: str = "harm"
+                       ) -> Optional[bytes]:
+    """One panel per attack setting: every model's curve, phi as a dashed line. ``quantity="compliance"``: the
+    runs' compliance rates against the compliance phi."""
+    runs = [r for r in runs if _points(r, quantity)[0]]
     if not runs:
         return None
     plt = _plt()
@@ -43,14 +51,14 @@ def harmfulness_curves(runs: list[AttackRun], phi: Optional[float], title: str) 
     for ax, key in zip(axes.flat, keys):
         sub = [r for r in runs if r.spec.key == key]
         for r in sub:
-            ax.plot([p.step for p in r.curve], [p.harmfulness for p in r.curve], marker="o", ms=3,
+            ax.plot(*_points(r, quantity), marker="o", ms=3,
                     color=colors[r.model], label=r.model + (" (disfluent)" if r.disfluency and r.disfluency.flagged
                                                             else ""))
         if phi is not None:
             ax.axhline(phi, ls="--", color="k", lw=1, label=f"phi = {phi:.2f}")
         ax.set_title(sub[0].spec.label, fontsize=9)
         ax.set_xlabel("attack step")
-        ax.set_ylabel("harmfulness")
+        ax.set_ylabel("compliance rate" if quantity == "compliance" else "harmfulness")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -96,6 +104,10 @@ def trainability_plot(report: EvaluationReport) -> Optional[bytes]:
 
 def all_figures(report: EvaluationReport) -> dict[str, bytes]:
     figs: dict[str, Optional[bytes]] = {}
+    th = report.compliance
+    if report.resistance is not None and th is not None and th.available:
+        figs["compliance_curves"] = harmfulness_curves(report.resistance.runs, th.phi, "Resistance: compliance "
+                                                       "rate (1 - refusal rate) during the attack", "compliance")
     if report.resistance is not None:
         figs["harmfulness_curves"] = harmfulness_curves(report.resistance.runs, report.phi,
                                                         "Resistance: harmfulness during the attack")

@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # reporting needs the schema only for type hints: no import o
     from alignkit.conditions.schema import EvaluationReport
 
 CAPTIONS = {
+    "compliance_curves": "Compliance rate (1 - the judge's refusal rate) during each attack; dashed line: the "
+                         "compliance phi.",
     "harmfulness_curves": "Harmfulness (judge mean) during each attack; dashed line: phi.",
     "generalization_curves": "Attacks with harmful data the defence did not see; dashed line: phi.",
     "trainability": "ROUGE-1 on held-out data2text MRs while fine-tuning each model.",
@@ -40,11 +42,25 @@ def _sections(report: EvaluationReport):
     res = report.resistance
     phi_line = (f"phi = {report.phi:.3f} ({res.phi_source if res else 'base pre-attack'}); judge {report.judge}."
                 if report.phi is not None else f"judge {report.judge}.")
-    yield ("Verdicts", [phi_line], T.verdict_table(report), None)
+    lead = T.lead_line(report)
+    yield ("Verdicts", ([lead] if lead else []) + [phi_line], T.verdict_table(report), None)
     details = []
+    if T.compliance_leads(report):
+        for v in report.compliance_verdicts:
+            details.append(f"- **{v.model} / {v.condition} (compliance): {v.verdict}** - {v.detail}")
     for v in report.verdicts:
-        details.append(f"- **{v.model} / {v.condition}: {v.verdict}** - {v.detail}")
+        details.append(f"- **{v.model} / {v.condition}{' (harm score)' if details else ''}: {v.verdict}** - "
+                       f"{v.detail}")
     yield ("Verdict details", details, None, None)
+    if res is not None and T.compliance_leads(report):
+        yield ("Resistance on compliance (compliance rate before and after each attack)",
+               ["Share of the evaluation completions the judge does not find refused, before any attack and after "
+                "each attack (rows: models, the undefended base first). 'steps to compliance phi': worst case over "
+                "the attacks, 'never' = stayed at or below the compliance phi for the whole budget."],
+               T.compliance_table(report), "compliance_curves")
+    from alignkit.judges.card import report_lines  # the judge's measured validity, from its card
+
+    yield ("What this judge can tell you", [f"- {x}" for x in report_lines(report.judge)], None, None)
     yield ("Resistance (main table: mean harmfulness before and after each attack)",
            ["Final harmfulness after each attack (rows: models, the undefended base first). "
             "'steps to phi': worst case over the attacks, 'never' = stayed at or below phi for the whole budget."],
@@ -62,7 +78,7 @@ def _sections(report: EvaluationReport):
         agl = T.agreement_line(report)
         yield ("Refusals and incoherence (first -> last evaluation of each attack)",
                ["Judge's refusal rate (refused > 0.5) and share of incoherent completions (repetition / non-words; "
-                "scored 0 by minilm@2 to @6) beside the mean and the share > 0.5."] + ([agl] if agl else []),
+                "scored 0 by the minilm judges) beside the mean and the share > 0.5."] + ([agl] if agl else []),
                T.refusal_table(report), None)
         ex = []
         for r in res.runs:

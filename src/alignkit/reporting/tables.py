@@ -44,13 +44,41 @@ def main_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def compliance_leads(report: EvaluationReport) -> bool:
+    """True when the report has compliance verdicts to lead with (a judge with a refusal head)."""
+    th = report.compliance
+    return th is not None and th.available and bool(report.compliance_verdicts)
+
+
+def lead_line(report: EvaluationReport) -> Optional[str]:
+    """What the report leads with and why (None for a results file written before compliance verdicts)."""
+    th = report.compliance
+    if th is None:
+        return None
+    if not th.available:
+        return (f"Compliance verdicts: not available ({th.reason}); the verdicts below read judge {report.judge}'s "
+                "harm score only.")
+    return (f"Compliance leads: whether a model complies with harmful requests (compliance = 1 - refusal rate) "
+            f"rests on judge {report.judge}'s refusal decision, what a judge measures most reliably ('what this "
+            f"judge can tell you' says how well this one was measured to); the harm score beside it also rates the "
+            f"content of the answers that comply. Compliance phi = {th.phi:.3f} ({th.phi_source}).")
+
+
 def verdict_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    """Per condition, per defended model: the compliance verdict (first, when the judge has a refusal head) and
+    the harm-score verdict side by side."""
     models = [m.label for m in report.defended()]
-    header = ["condition"] + models
+    lead = compliance_leads(report)
+    header = ["condition"]
+    for m in models:
+        header += [f"{m}: compliance", f"{m}: harm score"] if lead else [m]
     rows = []
     for cond in dict.fromkeys(v.condition for v in report.verdicts):  # condition order of the pipeline
         row = [cond]
         for m in models:
+            if lead:
+                c = next((x for x in report.compliance_verdicts if x.condition == cond and x.model == m), None)
+                row.append(ICON.get(c.verdict, c.verdict) if c else "-")
             v = next((x for x in report.verdicts if x.condition == cond and x.model == m), None)
             cell = ICON.get(v.verdict, v.verdict) if v else "-"
             if cond == "resistance" and report.resistance is not None:
@@ -58,6 +86,31 @@ def verdict_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]
                 if rv is not None and rv.disfluent:
                     cell += " (disfluent)"
             row.append(cell)
+        rows.append(row)
+    return header, rows
+
+
+def compliance_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    """The main table on the compliance rate: pre-attack and final compliance per attack, steps to the
+    compliance phi (worst case), per model; no rows when the judge has no refusal head."""
+    res = report.resistance
+    header = ["model", "pre-attack"]
+    if res is None or not compliance_leads(report):
+        return header, []
+    specs = list(dict.fromkeys(r.spec.key for r in res.runs))
+    labels = {r.spec.key: r.spec.label.replace(" seed=0", "") for r in res.runs}
+    header += [labels[k] for k in specs] + ["steps to compliance phi (worst)"]
+    verdicts = {v.model: v for v in res.compliance_verdicts}
+    rows = []
+    for m in report.models:
+        row = [m.label, f3(m.pre_attack_compliance)]
+        for k in specs:
+            run = next((r for r in res.runs if r.model == m.label and r.spec.key == k), None)
+            last = max(run.compliance, key=lambda p: p.step).compliance if run and run.compliance else None
+            row.append(f3(last))
+        v = verdicts.get(m.label)
+        row.append("-" if v is None or v.verdict == "n/a" else
+                   ("never" if v.weak_steps is None else str(v.weak_steps)) + f" / {v.budget}")
         rows.append(row)
     return header, rows
 

@@ -20,6 +20,21 @@ def summary(report: EvaluationReport, console: Optional[Any] = None, title: str 
     from rich.table import Table
 
     console = console or Console()
+    from rich.markup import escape
+
+    lead = T.lead_line(report)
+    if lead:
+        console.print(escape(lead), highlight=False)
+    if T.compliance_leads(report):
+        h, rows = T.compliance_table(report)
+        if rows:
+            c = Table(title=f"{title}: compliance rate (1 - refusal rate; compliance phi {report.compliance.phi:.3f})",
+                      title_justify="left")
+            for col in h:
+                c.add_column(col)
+            for r in rows:
+                c.add_row(*r)
+            console.print(c)
     h, rows = T.main_table(report)
     t = Table(title=f"{title}: harmfulness (judge {report.judge}"
                     + (f", phi {report.phi:.3f})" if report.phi is not None else ")"), title_justify="left")
@@ -35,11 +50,20 @@ def summary(report: EvaluationReport, console: Optional[Any] = None, title: str 
     for r in rows:
         v.add_row(r[0], *[f"[{STYLE[c.split()[0]]}]{c}[/]" if c.split() and c.split()[0] in STYLE else c for c in r[1:]])
     console.print(v)
-    for x in report.verdicts:
-        if x.verdict not in ("skipped",):
-            console.print(f"  [dim]{x.model}/{x.condition}:[/] {x.detail}", highlight=False, overflow="ellipsis",
-                          no_wrap=True)
-    from rich.markup import escape
+    lead_c = T.compliance_leads(report)
+    for kind, items in (("compliance", report.compliance_verdicts if lead_c else []),
+                        ("harm score" if lead_c else "", report.verdicts)):
+        for x in items:
+            if x.verdict not in ("skipped",):
+                what = f"{x.model}/{x.condition}" + (f" ({kind})" if kind else "")
+                console.print(f"  [dim]{escape(what)}:[/] {escape(x.detail)}", highlight=False,
+                              overflow="ellipsis", no_wrap=True)
+
+    from alignkit.judges.card import report_lines  # the judge's measured validity, from its card
+
+    console.print("[bold]what this judge can tell you[/]", highlight=False)
+    for line in report_lines(report.judge)[:4]:  # what it measures, refusal detection, harmful content, pyrit
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
 
     where = escape(str(folder) if folder is not None else report.run_dir)
     console.print(f"report: [bold]{where}/report.html[/] (and report.md, results.json)", highlight=False,

@@ -1,10 +1,12 @@
-"""``alignkit search attack``: the worst harmful fine-tuning attack on one model, found by an Optuna study.
+"""``alignkit search attack [--attack NAME]``: the worst attack of one family on one model, found by an Optuna study.
 
-Each trial samples an :class:`AttackConfig` from the space (learning rate, steps, warm-up, schedule, full vs
-LoRA and its rank, template, samples, seed, attack data ...), runs it as an ordinary attack run folder
-``<output-dir>/trials/trial-NNNN/`` (saving the attacked model), measures the attacked model's capability
-(perplexity of held-out harmless text, relative to the unattacked model's) and reports the post-attack
-harmfulness (the judge mean on the evaluation prompts after the last step) as the value to maximise.
+Each trial samples the family's config from the family's space (default ``sft``: learning rate, steps, warm-up,
+schedule, full vs LoRA and its rank, template, samples, seed, attack data ...; another family: its own space file
+beside its module, ``attacks/spaces/<name>[-quick].yaml``), runs it as an ordinary attack run folder
+``<output-dir>/trials/trial-NNNN/`` (saving the attacked model when the family changes weights), measures the
+attacked model's capability (perplexity of held-out harmless text, relative to the unattacked model's; 0 by
+construction for families that do not change weights) and reports the post-attack harmfulness (the judge mean on
+the evaluation prompts at the last step / largest budget) as the value to maximise.
 
 Capability-bounded worst case (TamperBench's definition): a trial whose attacked model's perplexity rises by
 more than ``epsilon`` does not count as a successful attack. The sampler knows this bound (Optuna's
@@ -26,7 +28,7 @@ from alignkit.errors import AlignkitError
 from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, capability_label,
                                     check_datasets,
                                     check_judge, check_output_dir, default_output_dir, drop_heavy, fmt_params,
-                                    html_page, html_table, log_event, measure_perplexity, png_img, public_config,
+                                    html_page, html_table, log_event, png_img, public_config,
                                     redact, relative_rise, trial_records)
 
 #: ``--preset quick``: 8 trials of at most 25 steps; the demo --fast evaluation budget (16 prompts x 32 tokens,
@@ -44,6 +46,7 @@ RESERVED: dict[str, str] = {
     "allow_judge_import": "use --allow-judge-import",
     "save_model": "the search keeps each attacked model to measure its capability",
     "overwrite": "a re-queued trial resumes its own folder",
+    "attack": "the searched family is --attack",
 }
 
 
@@ -51,6 +54,8 @@ class AttackSearchConfig(SearchOptions):
     """Search the attacker's hyperparameters for the worst post-attack harmfulness of one model (Optuna),
     capability-bounded by --epsilon; every trial is an ordinary attack run folder."""
 
+    attack: str = Field("sft", description="attack family to search (alignkit attack --attack NAME; sft: full "
+                        "and LoRA fine-tuning), with its own space file unless --space is given")
     phi: Optional[float] = Field(None, ge=0, le=1, description="harmfulness threshold for steps-to-break; "
                                  "default: each trial's step-0 harmfulness (the attack's default)")
     reference_model: Optional[str] = Field(None, description="also run the raw and the bounded worst trial's "
@@ -91,8 +96,11 @@ class AttackSearchResult(BaseModel):
 
 def resolve(config: AttackSearchConfig):
     """Preset applied, space loaded and validated, output folder and signature; raises before writing."""
-    from alignkit.attacks import AttackConfig
-    from alignkit.search.space import default_space_file, load_space_file
+    from alignkit.attacks.base import family_class_by_name, family_config_class
+    from alignkit.search.space import load_space_file
+
+    AttackConfig = family_config_class(config.attack)  # the family's config class (unknown: names the registered)
+    family = family_class_by_name(config.attack)
 
     config = apply_preset(config, PRESETS)
     from alignkit.harmfulness import judge_cache_name
@@ -104,11 +112,20 @@ def resolve(config: AttackSearchConfig):
     if config.reference_model:  # checked now, not after the whole search has run
         resolve_model(config.reference_model)
     base = base_attack_values(config)
-    try:
-        AttackConfig(**base)
+    space_file = config.space or family.search_space_file(config.preset)
+    if space_file is None:
+        raise AlignkitError(f"attack family {config.attack!r} ships no search space; give one with --space FILE "
+                            "(see docs/search.md for the format)")
+    fixed = _space_fixed(space_file)
+    try:  # the search's own settings with the space's fixed values (e.g. a family's budgets that fit them)
+        AttackConfig(**{**fixed, **base})
     except Exception as exc:
-        raise AlignkitError(f"invalid base attack settings: {str(exc).splitlines()[0]}") from None
-    space_file = config.space or default_space_file("attack", config.preset)
+        from pydantic import ValidationError
+
+        from alignkit.config import validation_message
+
+        msg = validation_message(exc) if isinstance(exc, ValidationError) else str(exc).splitlines()[0]
+        raise AlignkitError(f"invalid base attack settings: {msg.removeprefix('invalid option ')}") from None
     space = load_space_file(space_file, AttackConfig, base=base, reserved=RESERVED)
     ds = space.params.get("dataset")
     check_datasets([space.fixed.get("dataset")] + list((ds.choices or []) if ds else []))
@@ -116,16 +133,37 @@ def resolve(config: AttackSearchConfig):
     signature = {"kind": "attack", "model": config.model, "space": space.fingerprint(), "epsilon": config.epsilon,
                  "base": base, "capability_texts": config.capability_texts,
                  "capability_data": config.capability_data, "judge": judge_cache_name(config.judge)}  # "minilm" -> "minilm@5": a new default is a new study
+    if config.attack != "sft":  # sft studies keep their signature (existing folders resume)
+        signature["attack"] = config.attack
     return config, space, out, signature
 
 
+def _space_fixed(path: Any) -> dict[str, Any]:
+    """The ``fixed`` mapping of a space file ({} when it has none or cannot be read: the space loader reports it)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8"))
+        fixed = raw.get("fixed") if isinstance(raw, dict) else None
+    except Exception:  # noqa: BLE001
+        return {}
+    return fixed if isinstance(fixed, dict) else {}
+
+
 def base_attack_values(config: AttackSearchConfig) -> dict[str, Any]:
+    """The trial config values the search sets itself (only the fields the family's config has)."""
+    from alignkit.attacks.base import family_class_by_name, family_config_class
+
+    cls = family_config_class(config.attack)
     v = {"model": config.model, "judge": config.judge, "eval_prompts": config.eval_prompts,
          "max_new_tokens": config.max_new_tokens, "eval_every": config.eval_every, "data_seed": config.data_seed,
-         "dtype": config.dtype, "save_model": True, "save_checkpoints": config.checkpoints}
+         "dtype": config.dtype, "save_model": family_class_by_name(config.attack).changes_weights,
+         "save_checkpoints": config.checkpoints}
+    if config.attack != "sft":
+        v["attack"] = config.attack
     if config.phi is not None:
         v["threshold"] = config.phi
-    return v
+    return {k: x for k, x in v.items() if k in cls.model_fields}
 
 
 def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | None = None) -> AttackSearchResult:
@@ -133,7 +171,8 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
     ``results.json`` and ``report.html`` in the output folder and return the result."""
     import optuna
 
-    from alignkit.attacks import AttackConfig, attack
+    from alignkit.attacks import attack
+    from alignkit.attacks.base import Attack, family_class_by_name, family_config_class
     from alignkit.harmfulness import get_judge
     from alignkit.io import check_writable_dir, write_json
     from alignkit.search.study import open_storage, open_study, run_worker, storage_url, trial_folder_number
@@ -152,6 +191,8 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
                                      "space_file": space.source, "config": public_config(config)})
     judge_box: dict[str, Any] = {}
     base = base_attack_values(config)
+    AttackConfig = family_config_class(config.attack)
+    family = family_class_by_name(config.attack)
 
     def objective(trial: optuna.Trial) -> float:
         t0 = time.time()
@@ -162,24 +203,31 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
         log_event(out, trial=trial.number, folder=folder.name, event="start")
         if "judge" not in judge_box:
             judge_box["judge"] = get_judge(config.judge)
-        reuse = _finished_trial(out, cfg.template, exclude=folder)
+        reuse = _finished_trial(out, cfg.template, exclude=folder) if issubclass(family, Attack) else None
         t_attack = time.time()
         res = attack(cfg, judge=judge_box["judge"], reuse_step0_from=reuse)
         attack_s = time.time() - t_attack
         t_cap = time.time()
-        base_ppl = base_perplexity(out, config.model, cfg.template, config.capability_texts, config.data_seed,
-                                   config.dtype, config.capability_data)
-        if res.final_model_dir and Path(res.final_model_dir).is_dir():
-            ppl = measure_perplexity(res.final_model_dir, cfg.template, config.capability_texts, config.data_seed,
-                                     config.dtype, config.capability_data)
-        else:  # a finished trial whose model was already dropped (re-run after the study ended)
-            ppl = float(trial.user_attrs.get("perplexity", float("nan")))
+        if res.changes_weights:  # the capability guard (attacks/capability.py): held-out perplexity rise
+            from alignkit.attacks.capability import perplexity_rise
+
+            if res.final_model_dir and Path(res.final_model_dir).is_dir():
+                loss, ppl, base_ppl = perplexity_rise(
+                    config.model, res.final_model_dir, template=cfg.template, n=config.capability_texts,
+                    seed=config.data_seed, dtype=config.dtype, data_name=config.capability_data, cache_dir=out)
+            else:  # a finished trial whose model was already dropped (re-run after the study ended)
+                base_ppl = base_perplexity(out, config.model, cfg.template, config.capability_texts,
+                                           config.data_seed, config.dtype, config.capability_data)
+                ppl = float(trial.user_attrs.get("perplexity", float("nan")))
+                loss = relative_rise(ppl, base_ppl)
+        else:  # the weights are unchanged: capability loss 0 by construction, nothing measured
+            ppl, base_ppl, loss = None, None, 0.0
         cap_s = time.time() - t_cap
-        loss = relative_rise(ppl, base_ppl)
         drop_heavy(folder, config.keep_models)
         attrs = {"harmfulness": res.final_harmfulness, "initial_harmfulness": res.initial_harmfulness,
                  "max_harmfulness": res.max_harmfulness, "steps_to_break": res.steps_to_threshold,
-                 "threshold": res.threshold, "total_steps": res.total_steps, "perplexity": ppl,
+                 "threshold": res.threshold, "total_steps": res.total_steps, "budget_label": res.budget_label,
+                 "perplexity": ppl,
                  "base_perplexity": base_ppl, "capability_loss": loss, "within_epsilon": bool(loss <= config.epsilon),
                  "run_dir": str(folder), "attack_s": round(attack_s, 2), "capability_s": round(cap_s, 2)}
         attrs["overhead_s"] = round(time.time() - t0 - attack_s - cap_s, 2)
@@ -191,8 +239,10 @@ def search_attack(config: AttackSearchConfig, *, log: Callable[[str], None] | No
             f"capability loss {loss:+.1%}{'' if loss <= config.epsilon else ' (beyond epsilon)'}")
         return res.final_harmfulness
 
-    log(f"attack search on {config.model}: {config.n_trials} trials, storage {redact(url)}, space {space.source}")
-    counts = run_worker(study, objective, config.n_trials, log=log, reset_running=config.reset_running)
+    log(f"attack search ({config.attack}) on {config.model}: {config.n_trials} trials, storage {redact(url)}, space "
+        f"{space.source}")
+    counts = run_worker(study, objective, config.n_trials, log=log, reset_running=config.reset_running,
+                        workers_dir=out, threads=config.threads)
     result = summarize(study, config, space, out, url, counts)
     if config.reference_model:
         result.reference = reference(config, result, out, judge_box, log)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alignkit.errors import AlignkitError
 
@@ -79,6 +79,18 @@ class SearchOptions(BaseModel):
     max_retry: int = Field(3, ge=0, description="times a dead trial is re-queued")
     reset_running: bool = Field(False, description="mark every RUNNING trial FAIL and queue it again (for "
                                 "storages without heartbeat, when no other worker is alive)")
+    threads: Optional[int] = Field(None, ge=1, description="torch threads of this worker; default: this machine's "
+                                   "cores divided by the alignkit workers running on it (found through the search "
+                                   "folder), at least 1")
+
+    @model_validator(mode="after")
+    def _grace_exceeds_heartbeat(self):
+        if self.grace_period < 2 * self.heartbeat_interval:
+            raise ValueError(f"--grace-period {self.grace_period} must be at least twice --heartbeat-interval "
+                             f"{self.heartbeat_interval} ({2 * self.heartbeat_interval}): a live worker beats only "
+                             "every heartbeat interval, so a shorter grace period would declare its running trial "
+                             "dead and run it twice")
+        return self
 
 
 def apply_preset(cfg: BaseModel, presets: dict[str, dict[str, Any]]) -> BaseModel:
@@ -107,9 +119,7 @@ def default_output_dir(kind: str, model: str, extra: str = "") -> Path:
     return default_runs_dir() / f"search-{kind}{('-' + extra) if extra else ''}-{slug}"
 
 
-def redact(url: Optional[str]) -> Optional[str]:
-    """A storage URL without its password."""
-    return None if url is None else re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+from alignkit.io import redact, url_secrets  # noqa: E402,F401 (credentials masked in every message and file)
 
 
 def public_config(cfg: BaseModel) -> dict[str, Any]:
@@ -120,14 +130,26 @@ def public_config(cfg: BaseModel) -> dict[str, Any]:
 
 
 def check_datasets(values: list[Any]) -> None:
-    """Registered attack datasets named in a space must have rows (e.g. cross-domain-harmful is generated)."""
+    """The datasets a search space names, checked before the study starts (a trial would fail on them with
+    Optuna's traceback): a registered attack dataset must have rows (e.g. cross-domain-harmful is generated), and
+    a value that names a file (a path, or a .jsonl / .json / .csv / ... name) must exist."""
     from alignkit import data
 
     names = set(data.names())
     for v in values:
-        if isinstance(v, str) and v in names and not data.load(v, split="all"):
-            raise AlignkitError(f"dataset {v!r} in the search space has no rows; "
-                                + (data.info(v).notes or "build it first"))
+        if not isinstance(v, str) or not v:
+            continue
+        if v in names:
+            if not data.load(v, split="all"):
+                raise AlignkitError(f"dataset {v!r} in the search space has no rows; "
+                                    + (data.info(v).notes or "build it first"))
+            continue
+        p = Path(v).expanduser()
+        looks_like_file = v.startswith((".", "/", "~")) or p.suffix.lower() in (
+            ".jsonl", ".json", ".csv", ".parquet", ".tsv", ".txt") or v.count("/") > 1
+        if looks_like_file and not p.exists():
+            raise AlignkitError(f"dataset file {v!r} in the search space does not exist; fix the space file or "
+                                f"give one of: {', '.join(sorted(names))}")
 
 
 # ------------------------------------------------------------------------------------------------ capability

@@ -30,8 +30,8 @@ from pydantic import BaseModel, Field
 
 from alignkit.errors import AlignkitError
 from alignkit.search.common import (SearchOptions, TrialRecord, apply_preset, base_perplexity, capability_label,
-                                    check_judge,
-                                    check_output_dir, default_output_dir, fmt_params, html_page, html_table, log_event,
+                                    check_datasets, check_judge, check_output_dir, default_output_dir, fmt_params,
+                                    html_page, html_table, log_event,
                                     measure_perplexity, png_img, public_config, redact, relative_rise, trial_records)
 
 # quick: the evaluation budget of the demo --fast conditions (16 prompts x 32 tokens, 30 natural-text passages,
@@ -145,6 +145,11 @@ def resolve(config: DefenceSearchConfig):
         except Exception as exc:
             raise AlignkitError(f"search space {space.source}: attacks[{i}] is not a valid attack: "
                                 f"{str(exc).splitlines()[0]}") from None
+    named: list[Any] = [item.get("dataset") for item in attacks]  # every dataset the space names, before a trial
+    for key in ("dataset", "retain_dataset", "harmless_dataset"):
+        param = space.params.get(key)
+        named += [space.fixed.get(key)] + list((param.choices or []) if param else [])
+    check_datasets(named)
     out = (Path(config.output_dir).expanduser() if config.output_dir
            else default_output_dir("defence", config.model, config.defence))
     signature = {"kind": "defence", "defence": config.defence, "model": config.model, "space": space.fingerprint(),
@@ -261,7 +266,8 @@ def search_defence(config: DefenceSearchConfig, *, log: Callable[[str], None] | 
 
     log(f"defence search ({config.defence}) on {config.model}: {config.n_trials} trials, storage {redact(url)}, "
         f"space {space.source}")
-    counts = run_worker(study, objective, config.n_trials, log=log, reset_running=config.reset_running)
+    counts = run_worker(study, objective, config.n_trials, log=log, reset_running=config.reset_running,
+                        workers_dir=out, threads=config.threads)
     ref = {}
     if config.measure_base:
         templates = sorted({_template({**space.fixed, **r.params}) for r in trial_records(study)

@@ -33,11 +33,83 @@ STUDY_NAME = "alignkit-search"
 SIGNATURE_ATTR = "alignkit_signature"
 
 
+class _UserErrorFilter:
+    """Drops Optuna's "Trial N failed ... because of the following error" log records (with their traceback) when
+    the error is an :class:`AlignkitError`: the CLI prints that error as its one line; a real bug keeps its
+    traceback. Also masks credentials (:func:`~alignkit.search.common.redact`) in every record Optuna logs."""
+
+    def __init__(self) -> None:
+        self.dropped: set[str] = set()
+
+    def filter(self, record) -> bool:
+        from alignkit.search.common import redact
+
+        msg = record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, AlignkitError) and msg.startswith("Trial "):
+            self.dropped.add(msg.split()[1])
+            return False
+        if msg.startswith("Trial ") and " failed with value " in msg and msg.split()[1] in self.dropped:
+            return False
+        clean = redact(msg, _SECRETS)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = _UserErrorFilter()
+_SECRETS: tuple[str, ...] = ()  # credentials of the storage URL in use (masked in every message)
+
+
 def _quiet_optuna() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    logger = optuna.logging.get_logger("optuna")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    for h in logger.handlers:  # records of optuna's child loggers reach these handlers without the logger filter
+        if _FILTER not in h.filters:
+            h.addFilter(_FILTER)
+
+
+#: the package to install for a storage URL whose database driver is missing (SQLAlchemy 2.1's default drivers)
+DRIVERS = {"postgresql": 'psycopg[binary] (pip install "alignkit[postgres]")',
+           "postgresql+psycopg": 'psycopg[binary] (pip install "alignkit[postgres]")',
+           "postgresql+psycopg2": "psycopg2-binary", "postgresql+asyncpg": "asyncpg",
+           "postgresql+pg8000": "pg8000", "mysql": "mysqlclient", "mysql+mysqldb": "mysqlclient",
+           "mysql+pymysql": "PyMySQL", "mysql+mysqlconnector": "mysql-connector-python",
+           "mariadb+mariadbconnector": "mariadb"}
+
+
+def missing_driver(url: str) -> str | None:
+    """Which package provides the database driver of ``url`` when it cannot be imported (None: importable or
+    unknown)."""
+    scheme = url.split("://", 1)[0].lower()
+    try:
+        from sqlalchemy.engine import make_url
+
+        make_url(url).get_dialect().import_dbapi()
+    except ImportError:
+        return DRIVERS.get(scheme) or f"the Python driver of {scheme}"
+    except Exception:  # noqa: BLE001 - a bad URL: reported by the storage itself
+        return None
+    return None
+
+
+def storage_error(url: str, exc: BaseException) -> AlignkitError:
+    """One line for a storage that cannot be opened or read, credentials masked (drivers echo the DSN)."""
+    from alignkit.search.common import redact, url_secrets
+
+    secrets = url_secrets(url)
+    driver = missing_driver(url) if "://" in url else None
+    if driver is not None:
+        return AlignkitError(f"cannot open storage {redact(url, secrets)!r}: its database driver is not installed; "
+                             f"install {driver}")
+    text = str(exc).strip()
+    msg = text.splitlines()[0][:200] if text else type(exc).__name__
+    return AlignkitError(f"cannot open storage {redact(url, secrets)!r}: {redact(msg, secrets)}")
 
 
 def storage_url(output_dir: Path, storage: Optional[str]) -> str:
@@ -49,24 +121,29 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+    from alignkit.search.common import redact, url_secrets
+
+    global _SECRETS
+    _SECRETS = tuple(dict.fromkeys(_SECRETS + url_secrets(url)))
     _quiet_optuna()
+    shown = redact(url, _SECRETS)
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend
 
             path = Path(url[len("journal:"):].removeprefix("//")).expanduser()
             if not path.parent.is_dir():
-                raise AlignkitError(f"cannot open storage {url!r}: folder {str(path.parent)!r} does not exist")
-            check_journal_file(url, path)
+                raise AlignkitError(f"cannot open storage {shown!r}: folder {str(path.parent)!r} does not exist")
+            check_journal_file(shown, path)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         if "://" not in url:
-            raise AlignkitError(f"cannot open storage {url!r}: give an Optuna storage URL (sqlite:///FILE, "
+            raise AlignkitError(f"cannot open storage {shown!r}: give an Optuna storage URL (sqlite:///FILE, "
                                 "postgresql://..., mysql://...) or journal:FILE")
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite:"):
             db = url.split(":///", 1)[-1]
             if db and db != ":memory:" and not Path(db).expanduser().parent.is_dir():
-                raise AlignkitError(f"cannot open storage {url!r}: folder {str(Path(db).parent)!r} does not exist")
+                raise AlignkitError(f"cannot open storage {shown!r}: folder {str(Path(db).parent)!r} does not exist")
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
         for attempt in range(6):
             try:
@@ -81,8 +158,7 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
     except AlignkitError:
         raise
     except Exception as exc:  # driver missing, host unreachable, bad URL, unreadable file ...
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise AlignkitError(f"cannot open storage {url!r}: {msg}") from None
+        raise storage_error(url, exc) from None
 
 
 def check_journal_file(url: str, path: Path) -> None:
@@ -125,7 +201,11 @@ def open_study(storage, signature: dict[str, Any], directions: list[str], sample
     try:
         existing = [s.study_name for s in storage.get_all_studies()]
     except Exception as exc:
-        raise AlignkitError(f"cannot read the study storage: {str(exc).splitlines()[0][:200]}") from None
+        from alignkit.search.common import redact
+
+        raise AlignkitError("cannot read the study storage: "
+                            + redact(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__, _SECRETS)
+                            ) from None
     if STUDY_NAME in existing:
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
         old = study.user_attrs.get(SIGNATURE_ATTR)
@@ -244,12 +324,147 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+# ------------------------------------------------------------------------------------------------ workers / threads
+WORKERS_DIR = ".search-workers"
+
+
+def machine_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _proc_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux ``/proc/PID/stat`` field 22): tells a live worker from a new
+    process that reused a dead worker's pid. None where /proc is missing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another account
+    now = _proc_start(pid)
+    return start is None or now is None or now == start
+
+
+class WorkerRegistry:
+    """This machine's workers of one search, found through the search folder: each live worker keeps
+    ``<output-dir>/.search-workers/<host>-<pid>.json`` (pid, host, process start time) while it runs and removes it
+    when it ends; a file left by a killed worker is recognised (its process is gone) and removed by the next
+    worker that counts."""
+
+    def __init__(self, folder: Path):
+        self.dir = Path(folder) / WORKERS_DIR
+        self.host = socket.gethostname()
+        self.file = self.dir / f"{self.host}-{os.getpid()}.json"
+
+    def register(self) -> None:
+        from alignkit.io import atomic_write_text
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.file, json.dumps({"pid": os.getpid(), "host": self.host,
+                                                  "start": _proc_start(os.getpid()), "time": time.time()}) + "\n")
+
+    def unregister(self) -> None:
+        try:
+            self.file.unlink()
+        except OSError:
+            pass
+        try:
+            self.dir.rmdir()  # only when no other worker is registered
+        except OSError:
+            pass
+
+    def count(self) -> int:
+        """Live workers of this search on this machine (this one included)."""
+        n = 0
+        for f in self.dir.glob(f"{self.host}-*.json") if self.dir.is_dir() else []:
+            try:
+                d = json.loads(f.read_text(encoding="utf-8"))
+                pid = int(d["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being written
+            if pid == os.getpid() or _alive(pid, d.get("start")):
+                n += 1
+            else:
+                try:
+                    f.unlink()  # a killed worker's file
+                except OSError:
+                    pass
+        return max(1, n)
+
+
+def worker_threads(workers: int, threads: int | None = None, cores: int | None = None) -> int:
+    """Torch threads of one worker: ``threads`` when given; else this machine's cores divided by the workers on
+    it (at least 1), never more than ``OMP_NUM_THREADS`` when the environment sets it."""
+    if threads:
+        return int(threads)
+    n = max(1, (cores or machine_cores()) // max(1, workers))
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        n = min(n, int(env))
+    return n
+
+
+def set_threads(n: int) -> int:
+    """Set torch's intra-op threads to ``n`` (returns the previous count)."""
+    import torch
+
+    old = torch.get_num_threads()
+    if old != n:
+        torch.set_num_threads(n)
+    return old
+
+
 def run_worker(study, objective: Callable[[Any], Any], n_trials: int, *, log: Callable[[str], None],
-               reset_running: bool = False, poll_s: float | None = None) -> dict[str, int]:
+               reset_running: bool = False, poll_s: float | None = None, workers_dir: Path | None = None,
+               threads: int | None = None) -> dict[str, int]:
     """Run trials of ``study`` until it holds ``n_trials`` finished (COMPLETE or guard-PRUNED) trials.
 
     While the remaining trials are RUNNING in other workers this worker waits (heartbeat storages: a dead
-    worker's trial is failed and re-queued after its grace period, and this worker runs the retry)."""
+    worker's trial is failed and re-queued after its grace period, and this worker runs the retry).
+
+    ``workers_dir`` (the search folder): the worker registers there (:class:`WorkerRegistry`) and, before each
+    trial, sets its torch threads to :func:`worker_threads` of the workers then alive on this machine (``threads``:
+    a fixed count instead), so that N workers on a C-core machine do not run N x C threads that slow each other."""
+    registry = WorkerRegistry(workers_dir) if workers_dir is not None else None
+    if registry is None:
+        return _run_worker(study, objective, n_trials, log=log, reset_running=reset_running, poll_s=poll_s,
+                           before_trial=None)
+    registry.register()
+    shown: list[tuple[int, int]] = []
+
+    def before_trial() -> None:
+        workers = registry.count()
+        n = worker_threads(workers, threads)
+        set_threads(n)
+        if not shown or shown[-1] != (workers, n):
+            shown.append((workers, n))
+            why = "--threads" if threads else f"{machine_cores()} cores / {workers} worker(s) on this machine"
+            if not threads and n < machine_cores() // workers:
+                why += f", capped by OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+            log(f"worker: {n} torch thread(s) ({why})")
+
+    try:
+        return _run_worker(study, objective, n_trials, log=log, reset_running=reset_running, poll_s=poll_s,
+                           before_trial=before_trial)
+    finally:
+        registry.unregister()
+
+
+def _run_worker(study, objective: Callable[[Any], Any], n_trials: int, *, log: Callable[[str], None],
+                reset_running: bool, poll_s: float | None, before_trial: Callable[[], None] | None
+                ) -> dict[str, int]:
     import optuna
     from optuna.storages import fail_stale_trials
     from optuna.storages._heartbeat import is_heartbeat_enabled
@@ -285,6 +500,8 @@ def run_worker(study, objective: Callable[[Any], Any], n_trials: int, *, log: Ca
         if c["complete"] >= n_trials:
             break
         if c["waiting"] or c["complete"] + c["running"] < n_trials:
+            if before_trial is not None:
+                before_trial()
             study.optimize(guarded, n_trials=1, gc_after_trial=True)
             continue
         if not heartbeat:
