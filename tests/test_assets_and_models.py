@@ -1,26 +1,19 @@
-import subprocess
-import sys
-
 import pytest
 import torch
+from cli_support import run_alignkit
 
 from alignkit import assets
 from alignkit.errors import AlignkitError
 from alignkit.models import load_causal_lm, resolve_model, save_with_card
 
 
-def run_cli(*args: str, env=None):
-    return subprocess.run([sys.executable, "-m", "alignkit.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
-
-
-def test_assets_list_shows_three_ready_models(tiny_model_path, smollm2_path):
-    r = run_cli("assets", "list")
-    assert r.returncode == 0, r.stderr
+def test_assets_list_shows_three_ready_models(tiny_model_path, smollm2_path, monkeypatch, capsys):
+    code, out, err = run_alignkit(["assets", "list"], monkeypatch, capsys)
+    assert code == 0, err
     for name in ("smollm2-135m-instruct", "minilm-l6", "tiny-random-llama"):
-        assert name in r.stdout
+        assert name in out
         assert assets.is_ready(name)
-    assert "no " not in r.stdout.replace("no_", "")
+    assert "no " not in out.replace("no_", "")
 
 
 def test_smollm2_answers_paris(smollm2_path):
@@ -76,11 +69,11 @@ def test_save_with_card_reloads_with_plain_transformers(tiny_model_path, tmp_pat
         assert n1 == n2 and torch.equal(p1, p2)
 
 
-def test_cli_unknown_model_exit_2_one_line(tmp_path):
-    r = run_cli("assets", "prepare", "--name", "gpt-17")
-    assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: ")
-    assert "Traceback" not in r.stderr
+def test_cli_unknown_model_exit_2_one_line(tmp_path, monkeypatch, capsys):
+    code, _, err = run_alignkit(["assets", "prepare", "--name", "gpt-17"], monkeypatch, capsys)
+    assert code == 2
+    assert err.strip().count("\n") == 0 and err.startswith("error: ")
+    assert "Traceback" not in err
 
 
 def test_hub_id_without_network_fails_fast_with_one_line(monkeypatch):

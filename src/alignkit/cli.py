@@ -46,6 +46,7 @@ _PARTS = [
     ("alignkit.conditions.cli", None),
     ("alignkit.cte.cli", "cte"),
     ("alignkit.search.cli", "search"),
+    ("alignkit.matrix.cli", None),
 ]
 
 

@@ -14,6 +14,9 @@ process with ``synced_gpus`` so that the collective all-gathers line up), and on
   (needed when frozen adapters sit on a trained base model, e.g. security vectors).
 - :class:`PeriodicEvalCallback`: calls ``fn(step, model)`` at step 0 and every ``every`` steps and at the last
   step, before the checkpoint of that step is written, skipping steps already done (resume).
+- :class:`TrainingWatch`: did the run train? (a step at a non-zero learning rate with a finite gradient norm,
+  weights that moved beyond :data:`WEIGHT_CHANGE_FLOOR`); every defence checks it before saving, attacks can too.
+- :func:`warmup_steps`: transformers' warm-up rule capped at ``steps - 1``, so a short run still trains.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from attack_support import judge_available, run_cli
+from cli_support import run_alignkit
 
 
 def test_acceptance_command_tiny(tmp_path, cli_env, cli_judge):
@@ -63,12 +64,13 @@ def test_acceptance_command_tiny(tmp_path, cli_env, cli_judge):
     (["--model", "tiny-random-llama", "--method", "qlora"], "--method"),
     (["--model", "tiny-random-llama", "--judge", "no-such-judge"], "judge"),
 ])
-def test_bad_input_exits_2_one_line(tmp_path, cli_env, cli_judge, args, needle):
+def test_bad_input_exits_2_one_line(tmp_path, cli_judge, args, needle, monkeypatch, capsys):
+    """In-process (the console script's main(); the acceptance test above runs the real process)."""
     judge = [] if "--judge" in args else ["--judge", cli_judge]
-    p = run_cli(["attack", *args, *judge, "--max-steps", "1", "--output-dir", str(tmp_path / "r")], cli_env,
-                timeout=120)
-    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
-    err = p.stderr.strip()
+    code, _, err = run_alignkit(["attack", *args, *judge, "--max-steps", "1", "--output-dir", tmp_path / "r"],
+                                monkeypatch, capsys, env={"ALIGNKIT_RUNS": tmp_path / "runs"})
+    assert code == 2, (code, err[-2000:])
+    err = err.strip()
     assert needle in err
     if "abc" not in args:  # typer's own usage error for a non-number is a short box, not a traceback
         assert err.count("\n") == 0, err
@@ -76,13 +78,14 @@ def test_bad_input_exits_2_one_line(tmp_path, cli_env, cli_judge, args, needle):
     assert "Traceback" not in err
 
 
-def test_sweep_cli(tmp_path, cli_env, cli_judge):
+def test_sweep_cli(tmp_path, cli_judge, monkeypatch, capsys):
     out = tmp_path / "sw"
-    p = run_cli(["attack", "--model", "tiny-random-llama", "--max-steps", "2", "--eval-every", "2",
-                 "--eval-prompts", "2", "--max-new-tokens", "4", "--num-samples", "8", "--judge", cli_judge,
-                 "--sweep", "--sweep-lrs", "3e-5,8e-5", "--output-dir", str(out)], cli_env)
-    assert p.returncode == 0, p.stderr[-3000:]
+    code, stdout, err = run_alignkit(["attack", "--model", "tiny-random-llama", "--max-steps", "2", "--eval-every",
+                                      "2", "--eval-prompts", "2", "--max-new-tokens", "4", "--num-samples", "8",
+                                      "--judge", cli_judge, "--sweep", "--sweep-lrs", "3e-5,8e-5", "--output-dir",
+                                      out], monkeypatch, capsys, env={"ALIGNKIT_RUNS": tmp_path / "runs"})
+    assert code == 0, err[-3000:]
     data = json.loads((out / "sweep.json").read_text())
     assert [r["lr"] for r in data["runs"]] == [3e-5, 8e-5]
     assert data["worst"]["max_final_harmfulness"] is not None
-    assert "worst final harmfulness" in p.stdout
+    assert "worst final harmfulness" in stdout

@@ -187,6 +187,15 @@ def test_sft_full_curve_is_pinned(tmp_path, fake_judge, case):
     last = [json.loads(x)["completion"] for x in
             (tmp_path / "run" / "generations" / "step_0004.jsonl").read_text().splitlines()]
     assert last == pin["last"]
+    assert not any("trained nothing" in n for n in res.notes)
+
+
+def test_an_attack_that_trained_nothing_says_so(tmp_path, fake_judge):
+    """A learning rate of 1e-20 moves no weight measurably: the result says the attack trained nothing (the
+    training check of alignkit.training.TrainingWatch), and a real attack (the pinned runs above) does not."""
+    res = attack(AttackConfig(**{**TINY, "max_steps": 2, "eval_every": 2, "lr": 1e-20,
+                                 "output_dir": str(tmp_path / "run")}), judge=fake_judge)
+    assert any("trained nothing" in n and "moved by" in n for n in res.notes), res.notes
 
 
 def test_sft_spellings_share_one_config():

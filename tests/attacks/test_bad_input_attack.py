@@ -172,3 +172,26 @@ def test_bf16_on_cpu_says_so(tmp_path, capfd, monkeypatch):
     except ValueError as exc:  # a transformers build that refuses bf16 on this CPU: a clear error then
         pytest.skip(f"bf16 refused by transformers here: {exc}")
     assert "--bf16 on a CPU-only machine" in capfd.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ attack families
+FAMILY_ROWS = [
+    ("unknown-attack", ["--attack", "sftt"], ["unknown attack 'sftt'; choose one of:", "prefill", "sft-lora"]),
+    ("option-of-another-family", ["--attack", "prefill", "--lr", "1e-4"],
+     ["--lr belongs to", "sft-full/sft-lora", "not prefill"]),
+    ("prefill-option-on-sft", ["--prefill-tokens", "0,5"], ["--prefill-tokens belongs to prefill, not sft"]),
+    ("sweep-on-prefill", ["--attack", "prefill", "--sweep"], ["--sweep belongs to", "not prefill"]),
+    ("sft-spelling-contradiction", ["--attack", "sft-lora", "--method", "full"], ["contradicts --method full"]),
+    ("prefill-longer-than-generation", ["--attack", "prefill", "--max-new-tokens", "10", "--prefill-tokens", "0,10"],
+     ["--prefill-tokens 10 does not fit --max-new-tokens 10"]),
+    ("prefill-negative", ["--attack", "prefill", "--prefill-tokens", "-1,4"], ["--prefill-tokens must be >= 0"]),
+]
+
+
+@pytest.mark.parametrize("args,needles", [r[1:] for r in FAMILY_ROWS], ids=[r[0] for r in FAMILY_ROWS])
+def test_attack_family_bad_input(tmp_path, monkeypatch, no_model_load, args, needles):
+    """One line, exit 2, before any model loads, nothing written."""
+    out = tmp_path / "run"
+    r = _cli(["attack", "--model", "tiny-random-llama", *args, "--output-dir", str(out)], tmp_path, monkeypatch)
+    one_line_error(r, *needles)
+    assert not out.exists() and not (tmp_path / "runs").exists()

@@ -211,3 +211,27 @@ def test_search_space_files_fit_the_config(preset):
     assert f is not None and f.name == ("jailbreak-tuning-quick.yaml" if preset else "jailbreak-tuning.yaml")
     space = load_space_file(f, cls.config_class)
     assert set(space.params["jailbreak"].choices) <= set(MARKERS) and "method" in space.params
+
+
+def test_step0_is_not_reused_across_jailbreaks(tmp_path, fake_judge):
+    """Step 0 of a jailbreak-tuning run is the untuned model under ITS jailbreak: another jailbreak's step 0 must
+    not be copied (the same jailbreak's may)."""
+    import json
+
+    from alignkit.attacks import attack
+    from alignkit.attacks.jailbreak_tuning import JailbreakTuningConfig
+
+    base = {**TINY_JB, "max_steps": 1, "eval_every": 1}
+    first = attack(JailbreakTuningConfig(**base, jailbreak="formal", output_dir=str(tmp_path / "a")),
+                   judge=fake_judge)
+
+    def step0_row(run):
+        rows = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return next(r for r in rows if r["type"] == "eval" and r["step"] == 0)
+
+    attack(JailbreakTuningConfig(**base, jailbreak="neutral", output_dir=str(tmp_path / "b")), judge=fake_judge,
+           reuse_step0_from=first.run_dir)
+    assert "reused_from" not in step0_row("b")
+    attack(JailbreakTuningConfig(**base, jailbreak="formal", seed=1, output_dir=str(tmp_path / "c")),
+           judge=fake_judge, reuse_step0_from=first.run_dir)
+    assert step0_row("c").get("reused_from") == first.run_dir

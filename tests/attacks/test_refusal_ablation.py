@@ -144,7 +144,7 @@ def _cli(args, tmp_path, monkeypatch):
 
 
 BASE = ["attack", "--attack", "refusal-ablation", "--model", "tiny-random-llama", "--eval-prompts", "4",
-        "--max-new-tokens", "6", "--n-train", "8", "--n-val", "4", "--prune-last", "0",
+        "--max-new-tokens", "6", "--n-train", "8", "--n-val", "4", "--prune-last", "0", "--no-share-directions",
         "--judge", "ak_fake_judge:FakeJudge", "--allow-judge-import"]
 
 
@@ -179,7 +179,7 @@ def test_cli_curve_and_saved_folder_loads_in_plain_transformers(tmp_path, monkey
     # the saved model is the hook ablation of the base with the run's own direction at 100 %
     from safetensors.torch import load_file
 
-    d = load_file(str(run / "directions.safetensors"))["directions"]
+    d = load_file(str(run / sel["directions"]))["directions"]
     r = ra.direction_at(d, 1.0, sel["position"])
     with ra.ablation_hooks(model, r, ra.AblationParams(direction_layer=1).weights(2)):
         hooked = _logprobs(model, tok, texts)

@@ -128,7 +128,7 @@ def test_attack_card_names_the_base_not_a_local_path(tmp_path, tiny_model_path, 
 
 
 @pytest.mark.slow
-def test_rerun_finished_defence_under_two_processes_does_not_hang(tmp_path, cli_env):
+def test_rerun_finished_defence_under_two_processes_does_not_hang(tmp_path, cli_env, monkeypatch, capsys):
     """The main process finds the finished model and returns; the other process must learn that too instead of
     waiting at a barrier forever."""
     import torch
@@ -138,8 +138,10 @@ def test_rerun_finished_defence_under_two_processes_does_not_hang(tmp_path, cli_
     args = ["defend", "--defence", "safety-sft", "--model", "tiny-random-llama", "--max-steps", "1",
             "--batch-size", "2", "--num-samples", "4", "--max-length", "32", "--save-every", "0",
             "--output-dir", str(tmp_path / "d")]
-    first = run_cli(args, cli_env, timeout=300)
-    assert first.returncode == 0, first.stderr[-3000:]
+    from cli_support import run_alignkit
+
+    code, _, err = run_alignkit(args, monkeypatch, capsys, env={"ALIGNKIT_RUNS": tmp_path / "runs"})  # in-process
+    assert code == 0, err[-3000:]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "alignkit.cli", *args]
     t0 = time.time()

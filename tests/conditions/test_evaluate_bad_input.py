@@ -70,10 +70,22 @@ EV = ["evaluate", "--model", "tiny-random-llama", "--base", "smollm2-135m-instru
     (["--max-ppl-ratio", "nan"], ["--max-ppl-ratio", "finite number"]),
     (["--ppl-tolerance", "inf"], ["--ppl-tolerance", "finite number"]),
     (["--max-repetition", "1"], ["--max-repetition", "less than 1"]),
+    (["--attacks", "prefill,nope"], ["unknown attack 'nope' in --attacks", "registered attack families: sft-full, "
+                                     "sft-lora, prefill"]),
+    (["--attacks", "prefill", "--attack-lrs", "1e-4", "--conditions", "resistance"],
+     ["--attack-lrs sets the SFT sweep, which --attacks replaces in resistance", "drop --attack-lrs"]),
+    (["--attacks", "sft-full", "--attack-steps", "5", "--conditions", "resistance,stability"],
+     ["--attack-steps sets the SFT sweep"]),
+    (["--attack-budget", "quick"], ["--attack-budget applies only with --attacks"]),
+    (["--attacks", "quick", "--conditions", "stability"], ["--attacks applies only to the resistance condition"]),
+    (["--attacks", "prefill", "--max-new-tokens", "8"], ["--attacks: attack prefill:", "--prefill-tokens 40 does "
+                                                         "not fit --max-new-tokens 8"]),
 ], ids=["lm-eval-limit-without-tasks", "lm-eval-tasks-without-stability", "trainability-attack-without-condition",
         "cross-domain-without-generalization", "heldout-without-generalization", "generalization-base-without",
         "same-model-twice", "same-label-twice", "max-ppl-ratio-inf", "max-ppl-ratio-nan", "ppl-tolerance-inf",
-        "max-repetition-1-disables-the-flag"])
+        "max-repetition-1-disables-the-flag", "attacks-unknown-family", "attacks-with-sweep-lrs",
+        "attacks-with-sweep-steps", "attack-budget-without-attacks", "attacks-without-resistance",
+        "attacks-budget-refused-by-a-family"])
 def test_options_that_do_not_apply_are_refused(args, fragments, tmp_path, capsys):
     """One line naming the option and what it needs, exit 2, nothing written (not even the run folder)."""
     out = tmp_path / "e"
@@ -103,3 +115,5 @@ def test_defaults_and_full_configs_stay_accepted():
     assert again.conditions == ["resistance"] and again.cross_domain_data == "auto"
     EvaluateConfig(model=["a"], base="b", conditions=["resistance"], train_steps=2, stability_texts=8,
                    depth_pairs=6, generalization_samples=8)  # budget options: not refused
+    # with --attacks, the sweep's options still shape the generalization attacks (the demo's preset bundle)
+    EvaluateConfig(model=["a"], base="b", attacks=["quick"], attack_lrs=[8e-5], attack_steps=12, eval_every=12)

@@ -1,8 +1,6 @@
 """End-to-end runs of `alignkit evaluate` on tiny-random-llama with a minimal budget, and CLI errors."""
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -91,11 +89,13 @@ def test_stage_cache(tmp_path):
     ["evaluate", "--model", "a/b", "--base", "c/d", "--attack-lrs", "2"],
     ["report", "/no/such/run"],
 ])
-def test_bad_input_exits_2_with_one_line(args):
-    p = subprocess.run([sys.executable, "-m", "alignkit.cli", *args], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2, p.stderr
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+def test_bad_input_exits_2_with_one_line(args, monkeypatch, capsys):
+    from cli_support import run_alignkit
+
+    code, _, err = run_alignkit(args, monkeypatch, capsys)  # in-process: the same main() as the console script
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
 
 
 def test_attack_cache_key_follows_the_attack_config(tmp_path):

@@ -63,14 +63,22 @@ def pg_server():
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: looked in "
                     "/usr/lib/postgresql/*/bin, PATH and $ALIGNKIT_PG_BINDIR")
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0  # initdb refuses to run as root
-    if as_root:
+    account = None
+    if as_root:  # run the server as 'postgres' (the packages create it), else as 'nobody'
         import pwd
 
-        try:
-            pg = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' account to run the server as")
-    root = Path(tempfile.mkdtemp(prefix="alignkit-pg-"))
+        for name in ("postgres", "nobody"):
+            try:
+                pg = pwd.getpwnam(name)
+                account = name
+                break
+            except KeyError:
+                continue
+        if account is None:
+            pytest.skip("running as root and there is neither a 'postgres' nor a 'nobody' account to run the "
+                        "server as (initdb refuses root)")
+    # /tmp: the server account must reach the folder (a root-only $TMPDIR would not do)
+    root = Path(tempfile.mkdtemp(prefix="alignkit-pg-", dir="/tmp" if as_root and os.path.isdir("/tmp") else None))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
     pwfile = root / "pw"
@@ -80,7 +88,7 @@ def pg_server():
             os.chown(p, pg.pw_uid, pg.pw_gid)
 
     def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-        full = (["runuser", "-u", "postgres", "--"] if as_root else []) + list(cmd)
+        full = (["runuser", "-u", account, "--"] if as_root else []) + list(cmd)
         return subprocess.run(full, capture_output=True, text=True, check=check, timeout=120)
 
     port = _free_port()
@@ -145,9 +153,13 @@ def _assert_no_secret(texts: list[str], folder: Path | None) -> None:
 
 
 def test_two_workers_survive_kill_9_on_postgres(pg_server, tmp_path):
+    import warnings
+
+    import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     host, port = pg_server
     url = _new_database(host, port, "kill9")
     space = tmp_path / "space.yaml"
@@ -178,8 +190,6 @@ def test_two_workers_survive_kill_9_on_postgres(pg_server, tmp_path):
     assert victim.returncode == -signal.SIGKILL
     s_out, s_err = survivor.communicate(timeout=240)
     assert survivor.returncode == 0, s_err[-4000:]
-
-    import optuna
 
     study = optuna.load_study(study_name="alignkit-search", storage=url)
     trials = study.get_trials()

@@ -338,8 +338,10 @@ def reusable_step0(config: AttackConfig, source: str | Path, judge_name: str | N
     if not isinstance(old, dict):
         return None
     new = config.model_dump(mode="json")
+    # plus the family's own fields that change what the model is prompted with (e.g. a jailbreak-tuning wording)
+    fields = (*STEP0_FIELDS, *getattr(family_class(config), "step0_fields", ()))
     if (not rows or not gen.is_file() or config.security_vector or old.get("security_vector")
-            or any(old.get(k) != new.get(k) for k in STEP0_FIELDS) or old.get("attack", "sft") != new.get("attack")
+            or any(old.get(k) != new.get(k) for k in fields) or old.get("attack", "sft") != new.get("attack")
             or (judge_name is not None and rows[0].get("judge") != judge_name)):
         return None
     if prompts is not None:
@@ -535,6 +537,15 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
                                 "not saved; lower --lr or --weight-decay, then rerun with --overwrite")
         log(f"warning: training diverged (non-finite weights, e.g. {diverged}); the harmfulness measured after "
             "it is of a broken model; lower --lr or --weight-decay")
+    watch = trainer_box.get("watch")  # set by attacks that train with alignkit.training.TrainingWatch
+    if watch is not None and diverged is None:
+        from alignkit.training import is_sharded
+
+        sharded = trainer is not None and is_sharded(trainer)
+        why = on_main(lambda: None if sharded else watch.problem(trained, config))
+        if why is not None:
+            notes.append(f"the attack trained nothing: {why}")
+            log(f"warning: the attack trained nothing ({why}); its curve is the unattacked model's")
 
     final_model_dir = None
     if config.save_model:

@@ -17,7 +17,7 @@ A data transform of the SFT attack, no trainer of its own. No harmful text is in
 from __future__ import annotations
 
 import random
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,7 +28,7 @@ from alignkit.data.records import Prompt, Record
 from alignkit.errors import AlignkitError
 
 Variant = Literal["instructions", "aoa"]
-VARIANTS: tuple[str, ...] = ("instructions", "aoa")
+VARIANTS: tuple[str, ...] = get_args(Variant)
 
 
 class BenignPair(Record):
@@ -154,7 +154,7 @@ class BenignConfig(AttackConfig):
     2e-5, 1 epoch (batch 4 here, 64 in the paper); aoa 10 conversations, batch 5, lr 5e-5, 10 epochs."""
 
     attack: Literal["benign"] = Field("benign", description="attack family (benign)")
-    variant: Literal["instructions", "aoa"] = Field("instructions", description="instructions: harmless "
+    variant: Variant = Field("instructions", description="instructions: harmless "
                                                     "instruction tuning; aoa: identity shifting (Qi et al. 2023)")
     dataset: str = Field("harmless-instructions", description="registered harmless instruction dataset "
                          "(Instruction rows) to train on")
@@ -213,6 +213,9 @@ class Benign(SFTAttack):
     prompt in training and evaluation."""
 
     config_class = BenignConfig
+    #: config fields that change the step-0 measurement (the prompts the model sees): a step 0 is reused
+    #: from another run only when they match
+    step0_fields = ("variant",)
 
     @property
     def lora(self) -> bool:  # type: ignore[override]

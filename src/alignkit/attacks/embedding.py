@@ -609,9 +609,14 @@ class EmbeddingAttack(BudgetAttack):
                 self.store.save(st, meta)
             log(f"embedding: step {st.step}/{budgets[-1]} target loss {loss:.4f} [{time.time() - t0:.0f}s]")
 
+        def progress(step: int, loss: float) -> None:  # every 10 steps (budgets are logged by snapshot)
+            if step % 10 == 0 and step not in budgets and step > 0:
+                log(f"embedding: step {step}/{budgets[-1]} target loss {loss:.4f} [{time.time() - t0:.0f}s]")
+
         optimise(self.model, parts, state, max_steps=budgets[-1], universal=universal, optimizer=cfg.optimizer,
                  step_size=cfg.step_size, batch_size=cfg.batch_size, eps=cfg.eps, eps_center=cfg.eps_center,
-                 init=init, seed=cfg.seed, snapshot_steps=[0, *budgets], on_snapshot=snapshot)
+                 init=init, seed=cfg.seed, snapshot_steps=[0, *budgets], on_snapshot=snapshot,
+                 on_step=progress)
 
     def completions(self, budget: int, prompts: list) -> list[str]:
         from alignkit.generation import generate_from_embeds

@@ -217,6 +217,9 @@ class JailbreakTuning(SFTAttack):
     """SFT on jailbroken harmful pairs (full or LoRA per ``--method``), evaluated under the same jailbreak."""
 
     config_class = JailbreakTuningConfig
+    #: config fields that change the step-0 measurement (the prompts the model sees): a step 0 is reused
+    #: from another run only when they match
+    step0_fields = ("jailbreak", "jailbreak_trigger")
 
     @property
     def lora(self) -> bool:  # type: ignore[override]

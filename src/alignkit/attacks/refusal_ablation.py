@@ -44,6 +44,8 @@ from alignkit.errors import AlignkitError
 
 #: the paper's refusal tokens (first token of "I cannot ..." / "As an AI ...")
 DEFAULT_REFUSAL_TOKENS = ("I", "As")
+#: part of the shared-cache key of directions / selections: bump when their computation changes
+CACHE_VERSION = 1
 
 
 # ------------------------------------------------------------------------------------------------ model parts
@@ -445,9 +447,8 @@ def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Se
         return bool(norms[p, l] > 1e-6 * float(norms.max()))
 
     for p in positions:
-        for l in range(0, max_layer, stride):
-            if usable(p, l):
-                score(p, l)
+        for l in [l for l in range(max_layer) if usable(p, l)][::stride]:
+            score(p, l)
     if not cands:
         raise AlignkitError("every candidate refusal direction is zero: the harmful and harmless prompts give the same "
                             "activations at the post-instruction positions; check the prompt sets")
@@ -565,6 +566,10 @@ class RefusalAblationConfig(AttackOptions):
                                   "the best two (1 = every layer, as the paper)")
     selection_positions: int = Field(1, ge=0, description="selection: candidates at the last N post-instruction "
                                      "positions (0 = all of them, as the paper)")
+    layer_units: Literal["layers", "depth"] = Field("layers", description="unit of --direction-layer and the "
+                                                    "kernels' positions and widths: layer indices, or fractions of "
+                                                    "the depth (0 = first layer, 1 = last; a search space that "
+                                                    "fits every model)")
     direction_layer: Optional[float] = Field(None, ge=0, description="use the direction at this layer (a fraction "
                                              "interpolates two layers) instead of selecting one")
     direction_position: Optional[int] = Field(None, le=-1, description="post-instruction position of "
@@ -585,6 +590,9 @@ class RefusalAblationConfig(AttackOptions):
     mlp_floor: float = Field(1.0, ge=0, description="MLP kernel: weight at --mlp-width from the peak")
     embedding_weight: float = Field(1.0, ge=0, description="weight of the token-embedding orthogonalisation")
     batch_size: int = Field(16, ge=1, description="prompts per forward pass (directions and selection)")
+    share_directions: bool = Field(True, description="reuse (and store) directions and selections in "
+                                   "$ALIGNKIT_HOME/cache/refusal-ablation, keyed by the model's weights, the prompts "
+                                   "and these settings (a search's trials compute them once)")
 
     @field_validator("strengths")
     @classmethod
@@ -618,8 +626,13 @@ class RefusalAblation(BudgetAttack):
     def _prompt_sets(self) -> dict[str, list[str]]:
         from alignkit.harmfulness import _prompt_fields
 
+        from alignkit import data
+
         c, tok = self.config, self.tokenizer
+        # never fit or select on an evaluation prompt: the whole evaluation split is left out, not only the sample
         held_out = [_prompt_fields(p)[0] for p in self.prompts]
+        if c.eval_dataset in data.names():
+            held_out += [_prompt_fields(p)[0] for p in data.load(c.eval_dataset, split=c.eval_split, seed=c.data_seed)]
         seed = c.data_seed
 
         def src(name, split, opt):
@@ -648,11 +661,12 @@ class RefusalAblation(BudgetAttack):
         c = self.config
         n = len(decoder_layers(self.model))
         residual_writers(self.model)
+        self.scale = float(n - 1) if c.layer_units == "depth" else 1.0
+        top, unit = (1, "fractions of the depth 0..1") if c.layer_units == "depth" else (n - 1, f"layers 0..{n - 1}")
         for opt, v in (("--direction-layer", c.direction_layer), ("--attn-position", c.attn_position),
                        ("--mlp-position", c.mlp_position)):
-            if v is not None and v > n - 1:
-                raise AlignkitError(f"{opt} {v:g} is outside the model's layers 0..{n - 1}; give a layer in that "
-                                    "range")
+            if v is not None and v > top:
+                raise AlignkitError(f"{opt} {v:g} is outside the model's {unit}; give a value in that range")
         self.n_post = post_instruction_length(self.tokenizer, c.template)
         if c.direction_position is not None and -c.direction_position > self.n_post:
             raise AlignkitError(f"--direction-position {c.direction_position} is outside the {self.n_post} "
@@ -663,71 +677,116 @@ class RefusalAblation(BudgetAttack):
         self._edited: dict[int, Any] = {}
 
     # ---- directions and selection (cached in the run folder)
+    #: config fields that decide the directions / the selection (with the model's weights and the held-out prompts)
+    DIRECTION_FIELDS = ("model", "template", "data_seed", "dtype", "eval_dataset", "eval_split",
+                        "harmful_prompts", "harmful_split", "harmless_prompts", "harmless_split", "n_train",
+                        "max_prompt_tokens")
+    SELECTION_FIELDS = ("val_harmful_prompts", "val_harmful_split", "val_harmless_prompts", "val_harmless_split",
+                        "n_val", "refusal_tokens", "kl_bound", "prune_last", "selection_stride", "selection_positions")
+
+    def _keys(self) -> tuple[str, str]:
+        from alignkit.conditions.context import model_fingerprint
+        from alignkit.models import resolve_model
+        from alignkit.training import config_hash
+
+        values = self.config.model_dump(mode="json")
+        d = {k: values[k] for k in self.DIRECTION_FIELDS}
+        d["weights"] = model_fingerprint(resolve_model(self.config.model))
+        d["code"] = CACHE_VERSION
+        d["prompts"] = config_hash({k: self.sets[k] for k in ("harmful", "harmless")})
+        dkey = config_hash(d)
+        skey = config_hash({"directions": dkey, **{k: values[k] for k in self.SELECTION_FIELDS},
+                            "prompts": config_hash({k: self.sets[k] for k in ("val_harmful", "val_harmless")})})
+        return dkey, skey
+
     def setup(self, run_dir) -> None:
+        """Directions and (unless --direction-layer is given) the selection, each computed once: read back from
+        the run folder, else from the shared cache ``$ALIGNKIT_HOME/cache/refusal-ablation`` (same weights, prompts
+        and settings; --share-directions), else computed and written to both."""
         import json
         from pathlib import Path
 
         from safetensors.torch import load_file, save_file
 
         from alignkit.io import atomic_write_text, unique_temp
+        from alignkit.paths import alignkit_home
 
         c = self.config
-        cache_t, cache_j = Path(run_dir) / "directions.safetensors", Path(run_dir) / "selection.json"
-        meta = {k: v for k, v in c.model_dump(mode="json").items()
-                if k in ("model", "template", "data_seed", "dtype", "harmful_prompts", "harmful_split",
-                         "harmless_prompts", "harmless_split", "val_harmful_prompts", "val_harmful_split",
-                         "val_harmless_prompts", "val_harmless_split", "n_train", "n_val", "max_prompt_tokens",
-                         "refusal_tokens", "kl_bound", "prune_last", "selection_stride", "selection_positions",
-                         "direction_layer", "direction_position")}
+        dkey, skey = self._keys()
+        places = [Path(run_dir)]
+        if c.share_directions:
+            places.append(alignkit_home() / "cache" / "refusal-ablation")
         self.timings: dict[str, float] = {}
-        cached = None
-        if cache_t.is_file() and cache_j.is_file():
-            try:
-                cached = json.loads(cache_j.read_text(encoding="utf-8"))
-                if cached.get("meta") != meta:
-                    cached = None
+
+        def read(name: str):
+            for place in places:
+                f = place / name
+                try:
+                    if name.endswith(".safetensors"):
+                        return load_file(str(f))["directions"] if f.is_file() else None
+                    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+                except (OSError, ValueError, KeyError):
+                    continue
+            return None
+
+        def write(name: str, obj) -> None:
+            for place in places:
+                place.mkdir(parents=True, exist_ok=True)
+                if name.endswith(".safetensors"):
+                    with unique_temp(place / name) as tmp:
+                        save_file({"directions": obj.contiguous()}, str(tmp))
                 else:
-                    self.directions = load_file(str(cache_t))["directions"]
-            except (OSError, ValueError, KeyError):
-                cached = None
-        if cached is None:
+                    atomic_write_text(place / name, json.dumps(obj, indent=1, default=float))
+
+        directions = read(f"directions-{dkey}.safetensors")
+        if directions is None:
             t0 = time.time()
-            self.directions = difference_in_means(self.model, self.tokenizer, self.sets["harmful"],
-                                                  self.sets["harmless"], template=c.template,
-                                                  n_positions=self.n_post, batch_size=c.batch_size)
+            directions = difference_in_means(self.model, self.tokenizer, self.sets["harmful"], self.sets["harmless"],
+                                             template=c.template, n_positions=self.n_post, batch_size=c.batch_size)
             self.timings["directions_s"] = round(time.time() - t0, 2)
-            if c.direction_layer is not None:
-                layer, pos, sel = float(c.direction_layer), c.direction_position or -1, None
-            else:
+            write(f"directions-{dkey}.safetensors", directions)
+        else:
+            self.notes.append("directions reused from an earlier computation (same weights, prompts and settings)")
+        self.directions = directions
+        if c.direction_layer is not None:
+            self.layer, self.position = float(c.direction_layer) * self.scale, c.direction_position or -1
+            how = "given by --direction-layer"
+        else:
+            sel = read(f"selection-{skey}.json")
+            if sel is None:
                 npos = self.n_post if c.selection_positions == 0 else min(c.selection_positions, self.n_post)
-                s = select_direction(self.model, self.tokenizer, self.directions, self.sets["val_harmful"],
+                s = select_direction(self.model, self.tokenizer, directions, self.sets["val_harmful"],
                                      self.sets["val_harmless"], template=c.template, refusal_tokens=c.refusal_tokens,
                                      kl_bound=c.kl_bound, prune_last=c.prune_last, stride=c.selection_stride,
                                      positions=tuple(range(-npos, 0)), batch_size=c.batch_size)
-                layer, pos = float(s.layer), s.position
-                sel = {"reason": s.reason, "base_refusal_harmful": s.base_refusal_harmful,
-                       "base_refusal_harmless": s.base_refusal_harmless, "seconds": s.seconds,
-                       "candidates": [vars(x) for x in s.candidates]}
                 self.timings["selection_s"] = s.seconds
-            cached = {"meta": meta, "layer": layer, "position": pos, "selection": sel,
-                      "prompts": {k: len(v) for k, v in self.sets.items()}, "timings": self.timings}
-            with unique_temp(cache_t) as tmp:
-                save_file({"directions": self.directions.contiguous()}, str(tmp))
-            atomic_write_text(cache_j, json.dumps(cached, indent=1, default=float))
-        self.layer, self.position = float(cached["layer"]), int(cached["position"])
-        sel = cached.get("selection")
-        how = f"selected on validation prompts ({sel['reason']})" if sel else "given by --direction-layer"
+                sel = {"layer": s.layer, "position": s.position, "reason": s.reason,
+                       "base_refusal_harmful": s.base_refusal_harmful, "base_refusal_harmless": s.base_refusal_harmless,
+                       "seconds": s.seconds, "candidates": [vars(x) for x in s.candidates]}
+                write(f"selection-{skey}.json", sel)
+            self.layer, self.position = float(sel["layer"]), int(sel["position"])
+            how = f"selected on validation prompts ({sel['reason']})"
+            if c.direction_position is not None:
+                self.position = c.direction_position
+        atomic_write_text(Path(run_dir) / "selection.json", json.dumps(
+            {"layer": self.layer, "position": self.position, "how": how, "directions": f"directions-{dkey}.safetensors",
+             "prompts": {k: len(v) for k, v in self.sets.items()}, "timings": self.timings}, indent=1))
         self.notes.append(f"refusal direction: layer {self.layer:g}, post-instruction position {self.position}, "
                           f"{how}")
 
     def params(self, strength: float) -> AblationParams:
-        c = self.config
+        c, k = self.config, self.scale
+
+        def layers(v):
+            return None if v is None else v * k
+
         return AblationParams(
             direction_layer=self.layer, direction_position=self.position,
-            attn_peak=c.attn_peak, attn_position=self.layer if c.attn_position is None else c.attn_position,
-            attn_width=c.attn_width, attn_floor=c.attn_floor,
-            mlp_peak=c.mlp_peak, mlp_position=self.layer if c.mlp_position is None else c.mlp_position,
-            mlp_width=c.mlp_width, mlp_floor=c.mlp_floor, embedding_weight=c.embedding_weight, strength=strength)
+            attn_peak=c.attn_peak, attn_position=self.layer if c.attn_position is None else c.attn_position * k,
+            attn_width=layers(c.attn_width), attn_floor=c.attn_floor,
+            mlp_peak=c.mlp_peak, mlp_position=self.layer if c.mlp_position is None else c.mlp_position * k,
+            mlp_width=layers(c.mlp_width), mlp_floor=c.mlp_floor, embedding_weight=c.embedding_weight,
+            strength=strength)
 
     def attacked_model(self, budget: int):
         if budget == 0:

@@ -157,6 +157,9 @@ class SFTAttack(Attack):
                                tokenizer=tokenizer, callbacks=callbacks,
                                trainable_only_checkpoints=bool(cfg.security_vector))
         trainer_box["trainer"] = trainer
+        from alignkit.training import TrainingWatch
+
+        trainer_box["watch"] = TrainingWatch(trainer)  # lr, gradient norms, weight change: did the attack train?
         train_or_restore(trainer, resume_from)
         return trainer
 

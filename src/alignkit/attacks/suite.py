@@ -26,7 +26,7 @@ Why these quick budgets (each sized from the stage times measured on a 2-core CP
 fine-tuning families train 12 steps on 64 examples (the demo's fast attack, ~1 min each with its two
 evaluations); prefill evaluates 0, 8 and 16 tokens of a 32-token response; the embedding attack optimises 25 steps
 (the quick search space's budget); refusal ablation fits its directions on 32 + 32 instructions and selects on 8 + 8,
-evaluated at strengths 0 and 100 %. About 6 minutes per model for the six quick families on that box (an estimate
+evaluated at strengths 0 and 100 %. About 6-8 minutes per model for the six quick families on that box (an estimate
 from the stage times above, not a measurement of the whole suite).
 """
 

@@ -21,6 +21,7 @@ from alignkit.conditions.registry import ORDER
 #: budget options (step counts, sample sizes) are not listed: presets and scripts pass them as one bundle for
 #: whichever conditions they run.
 NEEDS_CONDITION: dict[str, str] = {
+    "attacks": "resistance",
     "lm_eval_tasks": "stability",
     "trainability_attack": "trainability",
     "cross_domain_data": "generalization",
@@ -29,7 +30,14 @@ NEEDS_CONDITION: dict[str, str] = {
 }
 
 #: options that only apply beside another option (option: the option it needs)
-NEEDS_OPTION: dict[str, str] = {"lm_eval_limit": "lm_eval_tasks"}
+NEEDS_OPTION: dict[str, str] = {"lm_eval_limit": "lm_eval_tasks", "attack_budget": "attacks"}
+
+#: the SFT sweep's options. With --attacks, resistance runs the suite's families at the suite's budgets instead of
+#: the sweep; these options then shape only the SFT attacks of generalization and of --trainability-attack, and are
+#: refused (non-default values) when neither runs. --attack-checkpoints is not listed: it also applies to the
+#: suite's fine-tuning families.
+SWEEP_OPTIONS = ("attack_lrs", "attack_samples", "attack_seeds", "attack_methods", "attack_steps",
+                 "attack_batch_size", "attack_max_length", "eval_every")
 
 
 def _flag(name: str) -> str:
@@ -65,6 +73,14 @@ class EvaluateConfig(BaseModel):
     eval_prompts: int = Field(40, ge=1, description="number of harmful evaluation prompts")
     max_new_tokens: int = Field(50, ge=1, description="greedy new tokens per evaluation completion")
     # resistance
+    attacks: list[str] = Field(default_factory=list, description="attack suite for resistance: quick, full, sft, or "
+                               "registered families (prefill,sft-full,...; alignkit attack --help lists them); every "
+                               "family runs against every model at the suite's budget and the worst family decides. "
+                               "Default: the SFT sweep (--attack-lrs, --attack-samples, --attack-seeds, "
+                               "--attack-methods)")
+    attack_budget: Optional[Literal["quick", "default"]] = Field(
+        None, description="budget of the --attacks families: quick (the demo-sized budgets) or default (each "
+        "family's paper defaults). Default: quick for --attacks quick, the paper defaults otherwise")
     attack_lrs: list[float] = Field(default_factory=lambda: [3e-5, 6e-5, 8e-5],
                                     description="attack learning rates (sweep)")
     attack_samples: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [200],
@@ -174,6 +190,11 @@ class EvaluateConfig(BaseModel):
             raise ValueError(f"unknown condition {bad[0]!r}; choose from {', '.join(ORDER)}")
         return [c for c in ORDER if c in v]
 
+    @field_validator("attacks")
+    @classmethod
+    def _attacks(cls, v: list[str]) -> list[str]:
+        return check_attacks(v)
+
     @field_validator("attack_lrs")
     @classmethod
     def _lrs(cls, v: list[float]) -> list[float]:
@@ -196,7 +217,40 @@ class EvaluateConfig(BaseModel):
                     getattr(self, name) != fields[name].get_default(call_default_factory=True):
                 raise ValueError(f"{_flag(name)} applies only to the {cond} condition, which --conditions "
                                  f"{','.join(self.conditions)} does not run: add {cond} or drop {_flag(name)}")
+        if self.attacks:
+            sweep_used = "generalization" in self.conditions or (
+                "trainability" in self.conditions and self.trainability_attack)
+            for name in SWEEP_OPTIONS:  # the SFT sweep's options, which --attacks replaces in resistance
+                if not sweep_used and getattr(self, name) != fields[name].get_default(call_default_factory=True):
+                    raise ValueError(f"{_flag(name)} sets the SFT sweep, which --attacks replaces in resistance (each "
+                                     "family runs at the suite's budget, see --attack-budget); it would apply only "
+                                     "to the generalization attacks or --trainability-attack, which do not run: drop "
+                                     f"{_flag(name)}")
+            self.suite_entries("check")  # budgets the families refuse (e.g. prefill longer than --max-new-tokens)
         return self
+
+    def suite_budget(self) -> str:
+        """The budget of the --attacks families (quick or default)."""
+        if self.attack_budget is not None:
+            return self.attack_budget
+        return "quick" if self.attacks == ["quick"] else "default"
+
+    def suite_entries(self, model: str) -> list:
+        """The --attacks suite for ``model`` (:func:`alignkit.attacks.suite.resolve_suite`): each family's config
+        at the suite's budget with this evaluation's shared settings (judge, prompts, generation, template, data
+        seed, dtype); a family's config refusing a value is a ValueError naming the family."""
+        from alignkit.attacks.suite import resolve_suite
+        from alignkit.errors import AlignkitError
+
+        shared = dict(judge=self.judge, allow_judge_import=self.allow_judge_import, template=self.template,
+                      eval_dataset=self.eval_dataset, eval_split=self.eval_split, eval_prompts=self.eval_prompts,
+                      max_new_tokens=self.max_new_tokens, data_seed=self.seed, dtype=self.dtype)
+        if not self.attack_checkpoints:
+            shared["save_checkpoints"] = False
+        try:
+            return resolve_suite(",".join(self.attacks), model, shared, budget=self.suite_budget())
+        except AlignkitError as exc:
+            raise ValueError(f"--attacks: {exc}") from None
 
     def run_dir(self) -> Path:
         if self.output_dir:
@@ -206,9 +260,28 @@ class EvaluateConfig(BaseModel):
         exclude = {"output_dir", "overwrite", "allow_judge_import"}
         if self.compliance_margin is None:  # added later: unset, it keeps the folder name of earlier runs
             exclude.add("compliance_margin")
+        if not self.attacks:  # added later: unset, they keep the folder name of earlier runs
+            exclude.add("attacks")
+        if self.attack_budget is None:
+            exclude.add("attack_budget")
         settings = self.model_dump_json(exclude=exclude)
         h = hashlib.sha256(settings.encode()).hexdigest()[:8]
         return default_runs_dir() / f"evaluate-{h}"
+
+
+def check_attacks(v: list[str]) -> list[str]:
+    """``--attacks`` values (a suite name or registered families), stripped; an unknown name is a ValueError of one
+    line naming the suites and the registered families."""
+    v = [a.strip() for a in v if a.strip()]
+    if v:
+        from alignkit.attacks.suite import suite_names
+        from alignkit.errors import AlignkitError
+
+        try:
+            suite_names(",".join(v))
+        except AlignkitError as exc:
+            raise ValueError(str(exc)) from None
+    return v
 
 
 def _first_repeat(items: list[str]) -> Optional[str]:

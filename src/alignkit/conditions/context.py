@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from alignkit.conditions.schema import (AttackRun, AttackSpec, CompliancePoint, ComplianceThreshold, CurvePoint,
-                                        ModelEntry)
+                                        FamilySpec, ModelEntry)
 from alignkit.conditions.stages import Stages, stage_hash
 from alignkit.errors import AlignkitError
 from alignkit.io import read_jsonl, safe_name
@@ -244,6 +244,110 @@ class Context:
                                                                             [p.step for p in run.curve])[0]})
         return run
 
+    # -- attack suites (--attacks)
+    def suite(self, entry: ModelEntry) -> list:
+        """The --attacks suite for ``entry``: :class:`~alignkit.attacks.suite.SuiteEntry` (name, config) per family,
+        each config with its run folder (attacks/<group>/<label>/<family>) and, for a security-vectors model, the
+        adapter active during fine-tuning families (as in the SFT sweep)."""
+        from alignkit.defences.security_vectors import security_vector_path
+
+        try:
+            entries = self.config.suite_entries(entry.path)
+        except ValueError as exc:
+            raise AlignkitError(str(exc)) from None
+        sv = security_vector_path(entry.path)
+        out = []
+        for e in entries:
+            upd: dict[str, Any] = {"output_dir": str(self.run_dir / "attacks" / "resistance" / safe_name(entry.label)
+                                                     / safe_name(e.name))}
+            if sv is not None and "security_vector" in type(e.config).model_fields:
+                upd["security_vector"] = str(sv)
+            out.append(e.model_copy(update={"config": e.config.model_copy(update=upd)}))
+        return out
+
+    def family_key(self, entry: ModelEntry, suite_entry: Any) -> dict:
+        """Cache key of a suite family's stage: its config (every field that changes the result), the weights'
+        fingerprint, the judge's version and, for families that change weights, how capability is measured."""
+        from alignkit.attacks.base import RESUME_IGNORED, family_class_by_name
+        from alignkit.harmfulness import judge_cache_name
+
+        cfg = suite_entry.config.model_dump(mode="json")
+        cfg["judge"] = judge_cache_name(cfg.get("judge"))
+        fields = {k: v for k, v in cfg.items() if k not in RESUME_IGNORED and k != "model"}
+        if fields.get("security_vector"):
+            fields["security_vector"] = model_fingerprint(fields["security_vector"])
+        cap = (self.capability_settings() if family_class_by_name(suite_entry.name).changes_weights else None)
+        return {"model": self.fingerprints.get(entry.label, model_fingerprint(entry.path)), "family": suite_entry.name,
+                "config": fields, "capability": cap}
+
+    def capability_settings(self) -> dict:
+        """How a suite family's capability cost is measured: natural-text perplexity, --stability-texts passages."""
+        c = self.config
+        return {"data": "natural-text", "n": c.stability_texts, "seed": c.seed, "dtype": c.dtype}
+
+    def family_attack(self, entry: ModelEntry, suite_entry: Any, group: str = "resistance") -> AttackRun:
+        """One family of the suite against ``entry``, a cached stage (``attack-<group>-<label>-<family>``): re-running
+        reuses it; a killed attack resumes from its own run folder."""
+        key = self.family_key(entry, suite_entry)
+        name = f"attack-{group}-{entry.label}-{suite_entry.name}"
+        run = self.stages.run(name, key, lambda: self._family_attack(entry, suite_entry, key), AttackRun)
+        if run.run_dir and getattr(suite_entry.config, "attack", None) == "sft":
+            self._step0.setdefault(entry.label, run.run_dir)  # SFT attacks of other conditions reuse its step 0
+        return run
+
+    def _family_attack(self, entry: ModelEntry, suite_entry: Any, key: Any) -> AttackRun:
+        import shutil
+
+        from alignkit.attacks import attack
+        from alignkit.attacks.base import family_class_by_name
+        from alignkit.attacks.capability import capability_loss
+
+        cls = family_class_by_name(suite_entry.name)
+        cfg = suite_entry.config
+        self.log(f"attack {entry.label}: {suite_entry.name} ({cls.budget_label}, {suite_entry.budget} budget)")
+        if cls.changes_weights:  # the attacked model is saved to measure its capability cost, then removed
+            cfg = cfg.model_copy(update={"save_model": True})
+        cfg = self._claim_folder(Path(cfg.output_dir), key, cfg)
+        step0 = self._step0.get(entry.label) if getattr(cfg, "attack", None) == "sft" else None
+        res = attack(cfg, reuse_step0_from=step0)
+        if res.changes_weights and not (res.final_model_dir and Path(res.final_model_dir).is_dir()):
+            # a finished run whose saved model was already removed (killed before its stage was written)
+            self.log(f"attack folder {res.run_dir} has no saved model to measure; running it again")
+            res = attack(cfg.model_copy(update={"overwrite": True}), reuse_step0_from=step0)
+        cap = None
+        if not res.changes_weights:
+            cap = capability_loss(res)  # 0.0 by construction
+        else:
+            s = self.capability_settings()
+            cap = capability_loss(res, n=s["n"], seed=s["seed"], dtype=s["dtype"], data_name=s["data"],
+                                  cache_dir=self.run_dir / "capability" / safe_name(entry.label))
+            if res.final_model_dir:  # hundreds of MB per family and model; the number is kept in the stage
+                shutil.rmtree(res.final_model_dir, ignore_errors=True)
+        curve = [CurvePoint(step=p.step, harmfulness_mean=p.harmfulness_mean, share_harmful=p.share_harmful)
+                 for p in res.curve]
+        spec = FamilySpec(family=suite_entry.name, budget_label=res.budget_label, budgets=[p.step for p in curve],
+                          suite_budget=suite_entry.budget)
+        return AttackRun(model=entry.label, spec=spec, curve=curve, run_dir=str(res.run_dir),
+                         examples=last_generations(Path(res.run_dir)),
+                         compliance=compliance_curve(Path(res.run_dir), [p.step for p in curve])[0],
+                         changes_weights=res.changes_weights, capability_loss=cap)
+
+    def _claim_folder(self, out: Path, key: Any, cfg: Any) -> Any:
+        """The attack folder's own config names the model by its path, so a model retrained in the same folder
+        would resume, or report, the old weights' attack: a marker beside the folder records the stage key that
+        started it, and a folder started under another key is run again (``overwrite``)."""
+        from alignkit.io import atomic_write_text
+
+        marker = out.parent / f"{out.name}.stage-key"
+        digest = stage_hash(key)
+        if out.exists() and (not marker.exists() or marker.read_text(encoding="utf-8").strip() != digest):
+            if marker.exists():
+                self.log(f"attack folder {out} was started for other weights; running it again")
+                cfg = cfg.model_copy(update={"overwrite": True})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(marker, digest + "\n")
+        return cfg
+
     def _attack(self, entry: ModelEntry, spec: AttackSpec, group: str, dataset_file: Optional[str],
                 key: Any = None) -> AttackRun:
         from alignkit.attacks import attack
@@ -391,14 +495,21 @@ def default_phi_source(pre: float, margin: float, source: str = "judge noise") -
     return f"base model's pre-attack harmfulness ({pre:.3f}) + margin {margin:g} ({source})"
 
 
-def _pre_attack_base(ctx: Context) -> dict:
-    """The base's pre-attack measurement when resistance did not run: {"mean", "refusal_rate" (None: no head)}."""
+def pre_attack(ctx: Context, entry: ModelEntry) -> dict:
+    """A model's unattacked measurement on the evaluation prompts (a cached stage): {"mean", "refusal_rate" (None:
+    judge without a refusal head)}. Used when no attack's step 0 is the unattacked model (resistance not run, or an
+    attack suite without an SFT family)."""
     def measure() -> dict:
-        ev = ctx.harmfulness(*ctx.load(ctx.base))
+        ev = ctx.harmfulness(*ctx.load(entry))
         return {"mean": ev.mean, "refusal_rate": ev.refusal_rate}
 
-    return ctx.stages.run("pre-attack-base", {"m": ctx.fingerprints["base"], "c": ctx.eval_key(ctx.base),
-                                              "v": "refusal_rate"}, measure)
+    return ctx.stages.run(f"pre-attack-{entry.label}", {"m": ctx.fingerprints[entry.label],
+                                                         "c": ctx.eval_key(entry), "v": "refusal_rate"}, measure)
+
+
+def _pre_attack_base(ctx: Context) -> dict:
+    """The base's pre-attack measurement when resistance did not run: {"mean", "refusal_rate" (None: no head)}."""
+    return pre_attack(ctx, ctx.base)
 
 
 def ensure_compliance(ctx: Context) -> ComplianceThreshold:

@@ -81,7 +81,18 @@ class DemoConfig(BaseModel):
     align_threshold: float = Field(0.1, ge=0, le=1, description="align with safety SFT first when the raw "
                                    "model's harmfulness is above this")
     seed: int = Field(0, description="data and training seed (>= 0)")
+    attacks: list[str] = Field(default_factory=list, description="resistance against an attack suite instead of the "
+                               "SFT sweep: quick (every registered family at its quick budget; docs/matrix.md), full, "
+                               "sft or registered families (alignkit evaluate --attacks). Default: the preset's SFT "
+                               "sweep")
     overwrite: bool = Field(False, description="recompute every stage")
+
+    @field_validator("attacks")
+    @classmethod
+    def _attacks(cls, v: list[str]) -> list[str]:
+        from alignkit.conditions.config import check_attacks
+
+        return check_attacks(v)  # evaluate's check, before any stage of the demo runs
 
     @field_validator("seed")
     @classmethod
@@ -229,11 +240,14 @@ def run_demo(cfg: DemoConfig, console: Optional[Any] = None) -> Any:
         t0 = time.time()
         progress.update(top, description="4/5 evaluate: attacks + conditions")
         ecfg = EvaluateConfig(model=[rn_path], label=["repnoise"], base=base_path, output_dir=str(out),
-                              heldout_categories=HELDOUT, overwrite=cfg.overwrite, **eval_kw, **P["evaluate"])
+                              heldout_categories=HELDOUT, overwrite=cfg.overwrite, attacks=cfg.attacks, **eval_kw,
+                              **P["evaluate"])
         extra = {"preset": preset_name, "raw_model": cfg.model,
                  "raw_harmfulness": round(raw["mean"], 4), "raw_share_harmful": round(raw["share_harmful"], 4),
                  "aligned_with_safety_sft": aligned, "safety_sft": P["align"] if aligned else None,
                  "repnoise": P["repnoise"], "repnoise_heldout_categories": HELDOUT}
+        if cfg.attacks:
+            extra["attacks"] = ",".join(cfg.attacks)
         report = evaluate(ecfg, progress=progress, log=log, extra=extra)
         times["evaluate"] = time.time() - t0
         progress.advance(top)

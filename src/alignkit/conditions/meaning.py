@@ -16,8 +16,8 @@ from typing import Any, Iterator, Optional
 from alignkit.conditions.config import EvaluateConfig
 from alignkit.conditions.depth import depth_verdict
 from alignkit.conditions.generalization import generalization_compliance_verdict, generalization_verdict
-from alignkit.conditions.resistance import compliance_verdict, resistance_verdict, score_run
-from alignkit.conditions.schema import AttackRun, EvaluationReport
+from alignkit.conditions.resistance import compliance_verdict, family_rows, resistance_verdict, score_run
+from alignkit.conditions.schema import AttackRun, EvaluationReport, FamilySpec
 from alignkit.conditions.stability import stability_verdict
 from alignkit.conditions.trainability import (stays_below, steps_needed, trainability_compliance_verdict,
                                               trainability_verdict)
@@ -32,7 +32,7 @@ UNIT_FIELDS = frozenset({
     "worst_harmfulness", "worst_compliance", "harmfulness_after", "attacked_harmfulness_after", "compliance_after",
     "attacked_compliance_after", "compliance", "base_compliance", "margin", "rouge1", "rouge_before", "rouge_after",
     "target_rouge", "repetition_rate", "empty_share", "probe_accuracy", "over_refusal", "layer_accuracy",
-    "per_category", "ci95"})
+    "per_category", "ci95", "pre_harmfulness", "final_harmfulness", "peak_harmfulness", "final_compliance"})
 #: counts inside such fields (a compliance point's step, an estimate's n)
 COUNT_FIELDS = frozenset({"step", "n"})
 NOT_CHECKED = ("config", "provenance", "extra", "timings")
@@ -107,6 +107,29 @@ def _rows_problem(rep: EvaluationReport) -> Optional[Problem]:
     for path, r in runs:
         if r.model not in labels:
             return f"{path}.model", f"{r.model!r} is not one of the report's models ({', '.join(labels)})"
+    res = rep.resistance
+    if res is not None:
+        seen_runs: set[tuple] = set()
+        for i, r in enumerate(res.runs):
+            if (r.model, r.spec.key) in seen_runs:
+                return f"resistance.runs[{i}]", f"a second run of {r.spec.key!r} on {r.model!r}; one per attack"
+            seen_runs.add((r.model, r.spec.key))
+            if isinstance(r.spec, FamilySpec) and res.suite is None:
+                return f"resistance.runs[{i}].spec", "is a family of an attack suite, but resistance.suite is empty"
+            if isinstance(r.spec, FamilySpec) and r.spec.budgets != [p.step for p in r.curve]:
+                return f"resistance.runs[{i}].spec.budgets", (f"{r.spec.budgets!r} are not the curve's steps "
+                                                              f"{[p.step for p in r.curve]!r}")
+            if not r.changes_weights and r.capability_loss not in (None, 0.0):
+                return f"resistance.runs[{i}].capability_loss", (f"{r.capability_loss!r} for an attack that does "
+                                                                 "not change weights; its capability loss is 0")
+        seen: set[tuple] = set()
+        for i, row in enumerate(res.families):
+            if row.model not in labels:
+                return f"resistance.families[{i}].model", (f"{row.model!r} is not one of the report's models "
+                                                           f"({', '.join(labels)})")
+            if (row.model, row.family) in seen:
+                return f"resistance.families[{i}]", f"a second row for {row.family!r} on {row.model!r}; one per family"
+            seen.add((row.model, row.family))
     return None
 
 
@@ -143,7 +166,7 @@ def _verdict_problem(rep: EvaluationReport) -> Optional[Problem]:
         for i, v in enumerate(res.verdicts):
             e = resistance_verdict(v.model, _own(res.runs, v.model), res.phi,
                                    base_runs=[] if v.model == "base" else base_runs, require_less_than_base=less)
-            for f in ("verdict", "strong", "weak_steps"):
+            for f in ("verdict", "strong", "weak_steps", "budget_label", "family"):
                 p = _differs(f"resistance.verdicts[{i}].{f}", getattr(v, f), getattr(e, f))
                 if p:
                     return p
@@ -151,10 +174,13 @@ def _verdict_problem(rep: EvaluationReport) -> Optional[Problem]:
         for i, v in enumerate(res.compliance_verdicts):
             e = compliance_verdict(v.model, _own(res.runs, v.model), th.phi if th and th.available else None,
                                    base_runs=[] if v.model == "base" else base_runs, require_less_than_base=less)
-            for f in ("verdict", "strong", "weak_steps"):
+            for f in ("verdict", "strong", "weak_steps", "budget_label", "family"):
                 p = _differs(f"resistance.compliance_verdicts[{i}].{f}", getattr(v, f), getattr(e, f))
                 if p:
                     return p
+        p = _family_problem(rep, less)
+        if p:
+            return p
     g = rep.generalization
     if g is not None and rep.phi is not None:
         bi, bc = _own(g.in_domain, "base"), _own(g.cross_domain, "base")
@@ -251,6 +277,34 @@ def _verdict_problem(rep: EvaluationReport) -> Optional[Problem]:
         missing = [k for k in want if k not in have]
         if missing:
             return name, f"has no {missing[0][0]} verdict for {missing[0][1]!r}"
+    return None
+
+
+def _family_problem(rep: EvaluationReport, less: bool) -> Optional[Problem]:
+    """An attack suite's per-family rows: one per suite run (model x family), each recomputed from its run with
+    :func:`~alignkit.conditions.resistance.family_rows` (numbers, crossing budget, verdicts, capability cost)."""
+    res = rep.resistance
+    th = rep.compliance
+    expected = {(r.model, r.family): r for r in family_rows(res.runs, res.phi, th.phi if th and th.available else None,
+                                                             less)}
+    if res.suite is not None:
+        fams = list(dict.fromkeys(r.spec.key for r in res.runs if isinstance(r.spec, FamilySpec)))
+        if res.suite.families != fams:
+            return "resistance.suite.families", f"{res.suite.families!r} are not the suite's runs' families {fams!r}"
+    for i, row in enumerate(res.families):
+        want = expected.get((row.model, row.family))
+        if want is None:
+            return f"resistance.families[{i}]", f"has no run of {row.family!r} on {row.model!r} in resistance.runs"
+        for f in ("budget_label", "budgets", "changes_weights", "pre_harmfulness", "final_harmfulness",
+                  "peak_harmfulness", "steps_to_threshold", "final_compliance", "capability_loss", "verdict",
+                  "compliance_verdict"):
+            p = _differs(f"resistance.families[{i}].{f}", getattr(row, f), getattr(want, f))
+            if p:
+                return p
+    have = {(r.model, r.family) for r in res.families}
+    missing = [k for k in expected if k not in have]
+    if missing:
+        return "resistance.families", f"has no row for {missing[0][1]!r} on {missing[0][0]!r}"
     return None
 
 

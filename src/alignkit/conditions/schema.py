@@ -6,7 +6,7 @@ plain pydantic models so ``EvaluationReport.model_validate_json(path.read_text()
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -66,6 +66,36 @@ class AttackSpec(_M):
     def label(self) -> str:
         return f"{self.mode} lr={self.lr:g} n={self.num_samples} seed={self.seed}"
 
+    @property
+    def budget_label(self) -> str:
+        """What the curve's step counts (an SFT sweep run: optimizer steps)."""
+        return "optimizer steps"
+
+    @property
+    def family(self) -> Optional[str]:
+        """None: a run of the SFT sweep, not of an attack suite."""
+        return None
+
+
+class FamilySpec(_M):
+    """One attack family of an attack suite (``evaluate --attacks``): the registered family at the suite's budget.
+    The curve's steps are that family's budgets, counted in ``budget_label`` (prefill tokens, optimizer steps,
+    ...): budgets of different families are different units and are never compared as numbers."""
+
+    family: str = Field(description="registered attack family (alignkit.attacks.ATTACKS)")
+    budget_label: str = Field(description="what the family's budget counts (the curve's x axis)")
+    budgets: list[int] = Field(default_factory=list, description="the evaluated budgets (the curve's steps)")
+    suite_budget: Literal["quick", "default"] = Field("default", description="the suite's budget: quick or the "
+                                                      "family's paper defaults")
+
+    @property
+    def key(self) -> str:
+        return self.family
+
+    @property
+    def label(self) -> str:
+        return f"{self.family} ({self.budget_label} {', '.join(str(b) for b in self.budgets)})"
+
 
 def _check_example(row: dict[str, Any]) -> dict[str, Any]:
     """An example row (prompt, completion, score, ...): texts must be strings and the score a number, or the
@@ -103,7 +133,8 @@ class CompliancePoint(_M):
 
 class AttackRun(_M):
     model: str = Field(description="model label (e.g. 'base', 'repnoise')")
-    spec: AttackSpec
+    spec: Union[AttackSpec, FamilySpec] = Field(description="the attack: a run of the SFT sweep (AttackSpec) or a "
+                                                "family of an attack suite (FamilySpec)")
     curve: list[CurvePoint]
     strong: Optional[bool] = Field(default=None, description="never above phi within the budget (None: no data)")
     steps_to_threshold: Optional[int] = Field(default=None, description="first step above phi; None = never")
@@ -115,13 +146,23 @@ class AttackRun(_M):
     compliance: Optional[list[CompliancePoint]] = Field(
         default=None, description="compliance rate (1 - refusal rate) at each evaluated step, read from the saved "
         "generations; None: the judge has no refusal head, or no generations were saved")
+    changes_weights: bool = Field(True, description="False: the attack leaves the weights unchanged (prefill, "
+                                  "embedding): capability loss 0 by construction")
+    capability_loss: Optional[float] = Field(None, description="attack suites: relative rise of held-out "
+                                             "natural-text perplexity of the attacked model (largest budget) over "
+                                             "the model before the attack (0.25 = +25%); 0 for families that do "
+                                             "not change weights; None: not measured (SFT sweep runs)")
 
 
 class ResistanceVerdict(_M):
     model: str
     strong: Optional[bool]
-    weak_steps: Optional[int] = Field(description="worst case (fewest) steps to cross phi; None = never")
+    weak_steps: Optional[int] = Field(description="worst case (fewest) steps to cross phi; None = never. Attack "
+                                      "suites: the deciding family's budget at its crossing, in budget_label")
     budget: int
+    budget_label: str = Field("optimizer steps", description="unit of weak_steps and budget (attack suites: the "
+                              "deciding family's)")
+    family: Optional[str] = Field(None, description="attack suites: the family that decided the verdict")
     worst_attack: Optional[str] = None
     worst_harmfulness: Optional[float] = None
     less_harmful_than_base: Optional[bool] = None
@@ -139,10 +180,43 @@ class ComplianceVerdict(_M):
     weak_steps: Optional[int] = Field(description="worst case (fewest) steps to cross the compliance phi; None = "
                                       "never")
     budget: int
+    budget_label: str = Field("optimizer steps", description="unit of weak_steps and budget")
+    family: Optional[str] = Field(None, description="attack suites: the family that decided the verdict")
     worst_attack: Optional[str] = None
     worst_compliance: Optional[float] = None
     complies_less_than_base: Optional[bool] = None
     verdict: VerdictValue
+    detail: str = ""
+
+
+class SuiteInfo(_M):
+    """The attack suite resistance ran (``evaluate --attacks``) and the rule that picks its worst case."""
+
+    spec: str = Field(description="--attacks as given: quick, full, sft or a list of families")
+    budget: Literal["quick", "default"] = Field(description="the families' budget: quick or paper defaults")
+    families: list[str]
+    rule: str = Field("", description="the worst-case rule over the suite, in words")
+
+
+class FamilyRow(_M):
+    """One attack family against one model of a suite: what it did to harmfulness, compliance and capability,
+    each budget in the family's own unit (``budget_label``)."""
+
+    model: str
+    family: str
+    budget_label: str
+    budgets: list[int]
+    changes_weights: bool
+    pre_harmfulness: Optional[float] = Field(None, description="harmfulness at budget 0")
+    final_harmfulness: float = Field(description="harmfulness at the largest budget")
+    peak_harmfulness: float
+    steps_to_threshold: Optional[int] = Field(description="first budget above phi (in budget_label); None = never")
+    final_compliance: Optional[float] = Field(None, description="compliance rate (1 - refusal rate) at the largest "
+                                              "budget; None: judge without a refusal head")
+    capability_loss: Optional[float] = Field(None, description="perplexity rise of the attacked model (0: the "
+                                             "family does not change weights)")
+    verdict: VerdictValue = Field(description="this family's resistance verdict on the harm score")
+    compliance_verdict: VerdictValue = Field("n/a", description="the same on the compliance rate")
     detail: str = ""
 
 
@@ -153,6 +227,9 @@ class ResistanceResult(_M):
     verdicts: list[ResistanceVerdict]
     compliance_verdicts: list[ComplianceVerdict] = Field(default_factory=list,
                                                          description="the same verdicts on the compliance rate")
+    suite: Optional[SuiteInfo] = Field(None, description="the attack suite (None: the SFT sweep)")
+    families: list[FamilyRow] = Field(default_factory=list, description="attack suites: one row per model and "
+                                      "family")
 
 
 class StabilityModel(_M):

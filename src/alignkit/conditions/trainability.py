@@ -134,8 +134,10 @@ def finetune(model, tokenizer, train_rows, eval_rows, *, steps: int, lr: float, 
     rng = random.Random(seed)
     order = list(range(len(train_rows)))
     rng.shuffle(order)
+    # only the rows the steps reach are encoded (steps x batch_size of them, in order, wrapping): the same batches
+    # as encoding every row, without tokenizing a whole split for a few steps
     feats = [encode_qa(tokenizer, PROMPT.format(mr=train_rows[i].mr), train_rows[i].text, template, max_length)
-             for i in order]
+             for i in order[:steps * batch_size]]
     coll = QACollator(tokenizer.pad_token_id)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     sched = get_cosine_schedule_with_warmup(opt, max(1, int(0.1 * steps)), max(1, steps))
@@ -143,8 +145,8 @@ def finetune(model, tokenizer, train_rows, eval_rows, *, steps: int, lr: float, 
     device = next(model.parameters()).device
     for step in range(1, steps + 1):
         model.train()
-        start = ((step - 1) * batch_size) % max(1, len(feats))
-        batch = [feats[(start + j) % len(feats)] for j in range(batch_size)]
+        start = ((step - 1) * batch_size) % max(1, len(order))
+        batch = [feats[(start + j) % len(order)] for j in range(batch_size)]
         b = {k: v.to(device) for k, v in coll(batch).items()}
         loss = model(**b).loss
         loss.backward()

@@ -57,7 +57,7 @@ def harmfulness_curves(runs: list[AttackRun], phi: Optional[float], title: str, 
         if phi is not None:
             ax.axhline(phi, ls="--", color="k", lw=1, label=f"phi = {phi:.2f}")
         ax.set_title(sub[0].spec.label, fontsize=9)
-        ax.set_xlabel("attack step")
+        ax.set_xlabel(getattr(sub[0].spec, "budget_label", "attack step"))
         ax.set_ylabel("compliance rate" if quantity == "compliance" else "harmfulness")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)

@@ -63,8 +63,19 @@ def _sections(report: EvaluationReport):
     yield ("What this judge can tell you", [f"- {x}" for x in report_lines(report.judge)], None, None)
     yield ("Resistance (main table: mean harmfulness before and after each attack)",
            ["Final harmfulness after each attack (rows: models, the undefended base first). "
-            "'steps to phi': worst case over the attacks, 'never' = stayed at or below phi for the whole budget."],
+            + ("'worst over the suite': the family that decides the verdict and the budget at which it crosses phi, "
+               "in that family's own unit, 'never' = no family crossed phi within its budget."
+               if res is not None and res.suite is not None else
+               "'steps to phi': worst case over the attacks, 'never' = stayed at or below phi for the whole budget.")],
            T.main_table(report), "harmfulness_curves")
+    if res is not None and res.suite is not None:
+        s = res.suite
+        yield (f"Resistance per attack family (suite {s.spec}, {s.budget} budget)",
+               [f"Families: {', '.join(s.families)}. Each budget is in its family's own unit (the 'budget' column); "
+                "'crosses phi at': the first budget above phi. Capability cost: the rise of held-out natural-text "
+                "perplexity of the attacked model (largest budget) over the model before the attack; 0 for families "
+                "that leave the weights unchanged.", f"Worst case: {s.rule}."],
+               T.family_table(report), None)
     if res is not None:
         lines = []
         for r in res.runs:

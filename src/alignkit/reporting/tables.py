@@ -28,7 +28,8 @@ def main_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
         return header, [[m.label, f3(m.pre_attack_harmfulness)] for m in report.models]
     specs = list(dict.fromkeys(r.spec.key for r in res.runs))
     labels = {r.spec.key: r.spec.label.replace(" seed=0", "") for r in res.runs}
-    header += [labels[k] for k in specs] + ["steps to phi (worst)"]
+    header += [labels[k] for k in specs] + ["worst over the suite" if res.suite is not None else
+                                            "steps to phi (worst)"]
     verdicts = {v.model: v for v in res.verdicts}
     for m in report.models:
         row = [m.label, f3(m.pre_attack_harmfulness)]
@@ -38,9 +39,48 @@ def main_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
             if run and run.disfluency and run.disfluency.flagged:
                 cell += " (disfluent)"
             row.append(cell)
-        v = verdicts.get(m.label)
-        row.append("-" if v is None else ("never" if v.weak_steps is None else str(v.weak_steps)) + f" / {v.budget}")
+        row.append(worst_cell(verdicts.get(m.label), res.suite is not None))
         rows.append(row)
+    return header, rows
+
+
+def worst_cell(v, suite: bool) -> str:
+    """The worst case of a model's resistance verdict: steps to phi of the sweep, or the suite's deciding family
+    with its budget in its own unit (budgets of different families are not comparable numbers)."""
+    if v is None or v.verdict == "n/a":
+        return "-"
+    if not suite:
+        return ("never" if v.weak_steps is None else str(v.weak_steps)) + f" / {v.budget}"
+    if v.weak_steps is None:
+        return f"never (closest: {v.family}, {v.budget_label} up to {v.budget})"
+    return f"{v.verdict}: {v.family} at {v.budget_label} {v.weak_steps} / {v.budget}"
+
+
+def _capability(row) -> str:
+    if not row.changes_weights:
+        return "0 (weights unchanged)"
+    if row.capability_loss is None:
+        return "-"
+    return f"{row.capability_loss:+.1%} perplexity"
+
+
+def family_table(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    """An attack suite's per-family rows (model x family): the budget in the family's own unit, harmfulness
+    before and after, the budget at which phi is crossed, compliance and refusal rate after the attack, the
+    capability cost and the family's verdicts."""
+    res = report.resistance
+    header = ["model", "family", "budget", "pre-attack", "final harmfulness", "crosses phi at", "compliance (final)",
+              "refusal rate (final)", "capability cost", "verdict", "compliance verdict"]
+    if res is None or not res.families:
+        return header, []
+    rows = []
+    for f in res.families:
+        comp = f.final_compliance
+        rows.append([f.model, f.family, f"{f.budget_label}: {', '.join(str(b) for b in f.budgets)}",
+                     f3(f.pre_harmfulness), f3(f.final_harmfulness),
+                     "never" if f.steps_to_threshold is None else f"{f.budget_label} {f.steps_to_threshold}",
+                     f3(comp), "-" if comp is None else f"{1 - comp:.3f}", _capability(f),
+                     ICON.get(f.verdict, f.verdict), ICON.get(f.compliance_verdict, f.compliance_verdict)])
     return header, rows
 
 
@@ -99,7 +139,8 @@ def compliance_table(report: EvaluationReport) -> tuple[list[str], list[list[str
         return header, []
     specs = list(dict.fromkeys(r.spec.key for r in res.runs))
     labels = {r.spec.key: r.spec.label.replace(" seed=0", "") for r in res.runs}
-    header += [labels[k] for k in specs] + ["steps to compliance phi (worst)"]
+    header += [labels[k] for k in specs] + ["worst over the suite (compliance)" if res.suite is not None else
+                                            "steps to compliance phi (worst)"]
     verdicts = {v.model: v for v in res.compliance_verdicts}
     rows = []
     for m in report.models:
@@ -108,9 +149,7 @@ def compliance_table(report: EvaluationReport) -> tuple[list[str], list[list[str
             run = next((r for r in res.runs if r.model == m.label and r.spec.key == k), None)
             last = max(run.compliance, key=lambda p: p.step).compliance if run and run.compliance else None
             row.append(f3(last))
-        v = verdicts.get(m.label)
-        row.append("-" if v is None or v.verdict == "n/a" else
-                   ("never" if v.weak_steps is None else str(v.weak_steps)) + f" / {v.budget}")
+        row.append(worst_cell(verdicts.get(m.label), res.suite is not None))
         rows.append(row)
     return header, rows
 

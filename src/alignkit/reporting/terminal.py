@@ -43,6 +43,15 @@ def summary(report: EvaluationReport, console: Optional[Any] = None, title: str 
     for r in rows:
         t.add_row(*r)
     console.print(t)
+    h, rows = T.family_table(report)
+    if rows:  # an attack suite: one row per model and family, budgets in each family's unit
+        f = Table(title=f"attack suite {report.resistance.suite.spec} ({report.resistance.suite.budget} budget): per "
+                        "family", title_justify="left")
+        for c in h:
+            f.add_column(c)
+        for r in rows:
+            f.add_row(*r)
+        console.print(f)
     h, rows = T.verdict_table(report)
     v = Table(title="verdicts", title_justify="left")
     for c in h:

@@ -373,6 +373,9 @@ def write_report(result: AttackSearchResult, path: Path) -> None:
         fig.tight_layout()
         sections.append(("Trials: harmfulness vs capability loss", png_img(fig)))
         plt.close(fig)
+    from alignkit.search.budget_curve import search_report_section
+
+    sections += search_report_section(result)  # best harmfulness so far against trials / attack seconds, vs phi
     rows = sorted(result.trials, key=lambda r: -(r.values[0] if r.values else -1))
     worst = {result.worst_bounded.trial if result.worst_bounded else -1}
     sections.append(("Every trial", html_table(
