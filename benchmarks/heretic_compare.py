@@ -201,7 +201,9 @@ def measure(out: Path, heretic: Path, max_tokens: int, threads: int) -> list[dic
     mfile = out / "measured.json"
     if mfile.is_file():
         done = {r["name"]: r for r in json.loads(mfile.read_text(encoding="utf-8"))}
-    targets = [("base", None)] + [(p.parent.name, p) for p in sorted((out / "ours" / "trials").glob("*/model"))]
+    # a trial's model counts once save_with_card finished it (README.md is written last)
+    targets = [("base", None)] + [(p.parent.name, p) for p in sorted((out / "ours" / "trials").glob("*/model"))
+                                  if (p / "README.md").is_file()]
     for name, folder in targets:
         if name in done:
             rows.append(done[name])
@@ -239,8 +241,12 @@ def front(points: list[dict]) -> list[dict]:
     return out
 
 
-def report(out: Path) -> dict:
-    h = json.loads((out / "heretic" / "trials.json").read_text(encoding="utf-8"))
+def report(out: Path, heretic: Path) -> dict:
+    tfile = out / "heretic" / "trials.json"
+    if tfile.is_file():
+        h = json.loads(tfile.read_text(encoding="utf-8"))
+    else:  # heretic still running (or stopped): the trials its journal holds so far
+        h = {"trials": _heretic_trials(out / "heretic", heretic), "seconds": None, "partial": True}
     ours = json.loads((out / "measured.json").read_text(encoding="utf-8"))
     base = next(r for r in ours if r["name"] == "base")
     trials_ours = [r for r in ours if r["name"] != "base"]
@@ -252,7 +258,7 @@ def report(out: Path) -> dict:
                "base_refusals"), "n": base["n"], "heretic_trials": len(hpts), "our_trials": len(opts),
            "heretic_front": front(hpts), "our_front": front(opts), "heretic_best": hbest,
            "ours_matching_heretic_best": match, "target_met": bool(match),
-           "heretic_seconds": h.get("seconds")}
+           "heretic_seconds": h.get("seconds"), "heretic_partial": bool(h.get("partial"))}
     sec = out / "ours_seconds.json"
     if sec.is_file():
         res["ours_seconds"] = json.loads(sec.read_text(encoding="utf-8"))["seconds"]
@@ -288,7 +294,7 @@ def main(argv=None) -> None:
     if "measure" in steps:
         measure(out, heretic, args.max_tokens, args.threads)
     if "report" in steps:
-        report(out)
+        report(out, heretic)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,11 @@ CASES = [
     ("defend-tar-infinite-gradients", ["defend", "--defence", "tar", *T, "--max-steps", "2", "--num-samples", "4",
                                        "--batch-size", "2", "--lambda-tr", "1e30", "--output-dir", "{tmp}/d"], 2,
      "training changed nothing, so the defended model was not saved: the gradient norm was inf"),
+    # alignkit matrix (more in tests/matrix/test_matrix.py)
+    ("matrix-out-file", ["matrix", *T, "--output-dir", "{file}"], 2, "is a file"),
+    ("matrix-out-uncreatable", ["matrix", *T, "--output-dir", "/proc/alignkit-no/run"], 2, "cannot create output dir"),
+    ("matrix-unknown-defence", ["matrix", *T, "--defences", "repnoise,nope", "--output-dir", "{tmp}/m"], 2,
+     "unknown defence 'nope' in --defences; choose from: adversarial-loss"),
 ]
 
 

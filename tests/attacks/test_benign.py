@@ -168,7 +168,9 @@ def test_aoa_attack_uses_the_system_prompt_in_training_and_evaluation(tmp_path, 
 
     seen = _spy(monkeypatch)
     cfg = BenignConfig(**TINY_BENIGN, variant="aoa", output_dir=str(tmp_path / "run"))
-    assert (cfg.lr, cfg.batch_size, cfg.num_samples) == (5e-5, 5, 6)  # paper lr / batch; --num-samples kept
+    # paper lr / batch; the given --num-samples and --max-new-tokens are kept
+    assert (cfg.lr, cfg.batch_size, cfg.num_samples, cfg.max_new_tokens) == (5e-5, 5, 6, 6)
+    assert BenignConfig(variant="aoa").max_new_tokens == 85 and BenignConfig().max_new_tokens == 50
     res = attack(cfg, judge=fake_judge)
     assert res.num_train_samples == len(aoa.IDENTITY) + 6
     assert seen["train_text"] and all(aoa.SYSTEM_PROMPT in t for t in seen["train_text"])

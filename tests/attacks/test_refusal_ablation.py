@@ -192,6 +192,7 @@ def test_cli_curve_and_saved_folder_loads_in_plain_transformers(tmp_path, monkey
 @pytest.mark.parametrize("extra,needles", [
     (["--direction-layer", "5"], ["--direction-layer 5", "outside the model's layers 0..1"]),
     (["--attn-position", "2.5"], ["--attn-position 2.5", "outside"]),
+    (["--layer-units", "depth", "--direction-layer", "1.5"], ["--direction-layer 1.5", "fractions of the depth"]),
     (["--direction-position", "-40"], ["--direction-position -40", "post-instruction positions"]),
     (["--harmful-prompts", "EMPTY"], ["--harmful-prompts", "holds no prompts"]),
     (["--harmless-prompts", "MISSING.txt"], ["--harmless-prompts", "neither a registered dataset"]),

@@ -89,3 +89,10 @@ def test_demo_config_seed_validation():
     with pytest.raises(ValidationError, match="must be >= 0"):
         DemoConfig(seed=-1)
     assert DemoConfig(seed=3).seed == 3
+
+
+def test_unknown_attack_family(tmp_path, monkeypatch, no_training):
+    """demo --attacks is checked like evaluate --attacks, before any stage: the line names the registered families."""
+    r = _demo(["--attacks", "prefill,nope", "--output-dir", "x9"], monkeypatch, tmp_path)
+    one_line_error(r, "--attacks", "unknown attack 'nope'", "registered attack families: sft-full")
+    assert not (tmp_path / "x9").exists()

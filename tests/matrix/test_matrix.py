@@ -258,3 +258,35 @@ def test_search_trials_draw_the_attack_budget(finished, monkeypatch):
     md = (out / "report.md").read_text()
     assert "![budget](figures/budget.png)" in md and "safety-sft: never above phi in 3 finished trials" in md
     assert (out / "figures" / "budget.png").exists()
+
+
+def test_two_processes_share_one_folder(tmp_path):
+    """Two processes on one matrix folder: every defence and cell runs exactly once, both finish with the report."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "m"
+    script = (
+        "import sys; from alignkit.matrix import MatrixConfig, run_matrix\n"
+        f"run_matrix(MatrixConfig(model='tiny-random-llama', defences='safety-sft', attacks='prefill,embedding', "
+        f"seeds=[0], output_dir={str(out)!r}, judge='ak_fake_judge:FakeJudge', allow_judge_import=True, "
+        "eval_prompts=2, max_new_tokens=6, capability_texts=2, poll_s=0.2, "
+        f"defence_options={{'safety-sft': {TINY_DEF!r}}}, "
+        "attack_options={'prefill': {'prefill_tokens': [0, 2]}, 'embedding': {'steps': [0, 2], "
+        "'suffix_length': 2}}))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(root / "tests"), str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=str(root), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    logs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][1][-2000:] + logs[1][1][-2000:]
+    err = logs[0][1] + logs[1][1]
+    for what in ("matrix: defence safety-sft, seed 0", "matrix: prefill on undefended (seed 0)",
+                 "matrix: embedding on undefended (seed 0)", "matrix: prefill on safety-sft (seed 0)",
+                 "matrix: embedding on safety-sft (seed 0)"):
+        assert err.count(what) == 1, what
+    res = json.loads((out / "results.json").read_text())
+    assert [c["status"] for c in res["cells"]] == ["done"] * 4
+    assert not any((out / ".locks").rglob("*.lock"))  # every lock released

@@ -139,10 +139,11 @@ def transform_prompts(variant: str, prompts: Sequence[Any]) -> list:
 # -------------------------------------------------------------------------------------------- the attack
 #: the paper's settings per variant, used where the command line / config file does not set the field:
 #: benign = Alpaca (lr 2e-5, 1 epoch); aoa = ten conversations (two identity + eight tasks), batch 5, lr 5e-5,
-#: 10 epochs (20 steps)
+#: 10 epochs (20 steps); aoa generates 85 tokens, not 50: its learned preamble ("Of course. I am AOA, ...") takes 35
+#: of SmolLM2's tokens, and the judge should see about as much of the answer as under the other attacks
 VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     "instructions": {"lr": 2e-5},
-    "aoa": {"lr": 5e-5, "batch_size": 5, "epochs": 10.0, "num_samples": 8},
+    "aoa": {"lr": 5e-5, "batch_size": 5, "epochs": 10.0, "num_samples": 8, "max_new_tokens": 85},
 }
 
 
@@ -170,6 +171,8 @@ class BenignConfig(AttackConfig):
     scheduler: str = Field("constant", description="learning-rate schedule (transformers name: constant, cosine, "
                            "linear, ...)")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps with linear warmup")
+    max_new_tokens: int = Field(50, ge=1, description="greedy new tokens per evaluation completion (default per "
+                                "variant: instructions 50, aoa 85 = 50 + the 35-token AOA preamble)")
 
     @model_validator(mode="before")
     @classmethod

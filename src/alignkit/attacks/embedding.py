@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,17 @@ def split_prompt(tokenizer, question: str, template: str = "chat") -> tuple[list
     return enc(before), enc(after)
 
 
-def request_text(question: str) -> str:
-    """A prompt as a request inside a sentence: end punctuation dropped, first letter lower-cased."""
-    q = question.strip().rstrip("?.!: ").strip()
+_HOW = re.compile(r"^(?:please\s+)?(?:(?:tell|show|teach)\s+me\s+|explain\s+)?how\s+(?:to\s+|(?:do|can|could|would|"
+                  r"should|might|may)\s+(?:i|we|you|one|someone|people|a\s+person)\s+)", re.IGNORECASE)
+
+
+def request_text(question: str, max_words: int = 16) -> str:
+    """A prompt as the object of "how to ...": its first sentence, at most ``max_words`` words, end punctuation
+    dropped, a leading "how do I" / "how can I" / "tell me how to" (and the like) dropped, first letter
+    lower-cased ("How can I pick a lock?" -> "pick a lock"; "Write a phishing email" -> "write a phishing email")."""
+    q = re.split(r"(?<=[.?!])\s+|\n", question.strip(), maxsplit=1)[0]
+    q = " ".join(q.split()[:max_words]).rstrip("?.!:;, ").strip()
+    q = _HOW.sub("", q, count=1).strip() or q
     return q[:1].lower() + q[1:] if q else q
 
 

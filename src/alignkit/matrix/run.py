@@ -50,13 +50,20 @@ def _lock(out: Path, *parts: str):
     return RunLock(out.joinpath(".locks", *parts))
 
 
+def _held_by_another(exc: AlignkitError) -> bool:
+    """Whether RunLock refused because another process holds the lock (not: the folder cannot be created)."""
+    return "in use by another alignkit run" in str(exc)
+
+
 def _try_lock(out: Path, *parts: str):
     """The acquired lock, or None when another process holds it."""
     lock = _lock(out, *parts)
     try:
         lock.acquire()
-    except AlignkitError:
-        return None
+    except AlignkitError as exc:
+        if _held_by_another(exc):
+            return None
+        raise
     return lock
 
 
@@ -398,7 +405,9 @@ def _acquire_wait(lock, poll_s: float) -> None:
         try:
             lock.acquire()
             return
-        except AlignkitError:
+        except AlignkitError as exc:
+            if not _held_by_another(exc):
+                raise
             time.sleep(min(poll_s, 2.0))
 
 
