@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
     sel = timed("selection", lambda: select_direction(
         model, tok, dirs, sets["val_harmful"], sets["val_harmless"], template=cfg.template,
         refusal_tokens=cfg.refusal_tokens, kl_bound=cfg.kl_bound, prune_last=cfg.prune_last,
-        stride=cfg.selection_stride, positions=(-1,), batch_size=cfg.batch_size))
+        stride=cfg.selection_stride, positions=(-1,), batch_size=cfg.batch_size, max_checks=cfg.selection_checks))
     atk.directions, atk.layer, atk.position = dirs, float(sel.layer), sel.position
 
     def ortho():
@@ -98,10 +98,15 @@ def main(argv=None) -> dict:
     print(f"{'total (4 phases)':<18} wall {total['wall_s']:7.2f} s   cpu {total['cpu_s']:7.2f} s   "
           f"(target <= 120 s wall on 2 idle cores); load {load_before:.1f} -> {load_after:.1f}")
     print(f"selected layer {sel.layer}, position {sel.position}: {sel.reason}; "
-          f"{len(sel.candidates)} candidates scored (layers {sel.layers_scored})")
+          f"{len(sel.candidates)} candidates scored (layers {sel.layers_scored}); base refusal score harmful "
+          f"{sel.base_refusal_harmful:.2f}, harmless {sel.base_refusal_harmless:.2f}")
+    for c in sel.candidates[:8]:
+        print(f"  layer {c.layer:2d} pos {c.position}: refusal {c.refusal:6.2f}  KL {c.kl:.3f}  steering "
+              f"{c.steering:6.2f}  {'passed' if c.passed else ''}")
     out = {"model": cfg.model, "threads": args.threads, "phases": rows, "total": total,
            "load_1min": [load_before, load_after], "layer": sel.layer, "position": sel.position,
            "n_layers": len(decoder_layers(model)), "prompts": {k: len(v) for k, v in sets.items()},
+           "reason": sel.reason, "candidates": [vars(c) for c in sel.candidates],
            "cpu": _cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if args.refusals:
         from alignkit.generation import generate

@@ -31,16 +31,8 @@ TINY_OPTIONS = dict(model="tiny-random-llama", judge="ak_fake_judge:FakeJudge", 
 
 
 def run_cli(args: list, monkeypatch, capsys) -> tuple[int, str, str]:
-    """``alignkit ARGS`` in-process through the root CLI: (exit status, stdout, stderr)."""
-    import sys
+    """``alignkit ARGS`` in-process through the root CLI: (exit status, stdout, stderr); the suite's one in-process
+    runner, ``tests/cli_support.py``."""
+    from cli_support import run_alignkit
 
-    from alignkit import cli
-
-    monkeypatch.setattr(sys, "argv", ["alignkit", *[str(a) for a in args]])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_alignkit(args, monkeypatch, capsys)

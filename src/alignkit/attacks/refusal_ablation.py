@@ -402,7 +402,8 @@ class Selection:
 def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Sequence[str],
                      val_harmless: Sequence[str], *, template: str = "chat", refusal_tokens: Sequence[str] =
                      DEFAULT_REFUSAL_TOKENS, kl_bound: float = 0.1, prune_last: float = 0.2, stride: int = 2,
-                     positions: Sequence[int] = (-1,), batch_size: int = 16, kl_fn=None) -> Selection:
+                     positions: Sequence[int] = (-1,), batch_size: int = 16, max_checks: int = 5,
+                     kl_fn=None) -> Selection:
     """Pick the (position, layer) candidate as the paper does: lowest refusal score on harmful prompts with the
     direction ablated from every layer, among candidates below the last ``prune_last`` share of layers whose
     ablation keeps the harmless next-token KL under ``kl_bound`` and whose addition at its own layer raises the
@@ -410,7 +411,8 @@ def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Se
 
     Cost control (documented deviation): layers are scored every ``stride`` layers, then the neighbours of the
     best are scored too; only ``positions`` (default: the last token) are candidates; KL and steering are
-    computed in order of the refusal score until one candidate passes.
+    computed in order of the refusal score until one candidate passes, for at most ``max_checks`` candidates
+    (0 = all of them, as the paper).
     """
     t0 = time.time()
     if not val_harmful or not val_harmless:
@@ -460,7 +462,7 @@ def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Se
                     score(c.position, l)
     ranked = sorted(cands.values(), key=lambda c: c.refusal)
     chosen, reason = None, ""
-    for c in ranked:
+    for c in ranked[:max_checks or None]:
         r = direction_at(directions, c.layer, c.position)
         with ablation_hooks(model, r, full):
             c.kl = kl_fn(base_s, lp(ids_s))
@@ -476,8 +478,9 @@ def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Se
     if chosen is None:
         under = [c for c in ranked if c.kl == c.kl and c.kl < kl_bound]
         chosen = under[0] if under else ranked[0]
-        reason = ("no candidate induced refusal when added; lowest refusal score with KL under the bound" if under
-                  else "no candidate kept KL under the bound; lowest refusal score")
+        checked = f"of the {min(len(ranked), max_checks or len(ranked))} best" if max_checks else "of all"
+        reason = (f"no candidate {checked} induced refusal when added; lowest refusal score with KL under the bound"
+                  if under else f"no candidate {checked} kept KL under the bound; lowest refusal score")
     return Selection(position=chosen.position, layer=chosen.layer, candidates=ranked,
                      base_refusal_harmful=float(refusal_scores(base_h, tok_ids).mean()),
                      base_refusal_harmless=float(refusal_scores(base_s, tok_ids).mean()), reason=reason,
@@ -564,6 +567,8 @@ class RefusalAblationConfig(AttackOptions):
                               "share of the model")
     selection_stride: int = Field(2, ge=1, description="selection: score every N-th layer, then the neighbours of "
                                   "the best two (1 = every layer, as the paper)")
+    selection_checks: int = Field(5, ge=0, description="selection: check the KL bound and induced refusal for at "
+                                  "most this many candidates, best refusal score first (0 = all, as the paper)")
     selection_positions: int = Field(1, ge=0, description="selection: candidates at the last N post-instruction "
                                      "positions (0 = all of them, as the paper)")
     layer_units: Literal["layers", "depth"] = Field("layers", description="unit of --direction-layer and the "
@@ -682,7 +687,8 @@ class RefusalAblation(BudgetAttack):
                         "harmful_prompts", "harmful_split", "harmless_prompts", "harmless_split", "n_train",
                         "max_prompt_tokens")
     SELECTION_FIELDS = ("val_harmful_prompts", "val_harmful_split", "val_harmless_prompts", "val_harmless_split",
-                        "n_val", "refusal_tokens", "kl_bound", "prune_last", "selection_stride", "selection_positions")
+                        "n_val", "refusal_tokens", "kl_bound", "prune_last", "selection_stride", "selection_positions",
+                        "selection_checks")
 
     def _keys(self) -> tuple[str, str]:
         from alignkit.conditions.context import model_fingerprint
@@ -758,7 +764,8 @@ class RefusalAblation(BudgetAttack):
                 s = select_direction(self.model, self.tokenizer, directions, self.sets["val_harmful"],
                                      self.sets["val_harmless"], template=c.template, refusal_tokens=c.refusal_tokens,
                                      kl_bound=c.kl_bound, prune_last=c.prune_last, stride=c.selection_stride,
-                                     positions=tuple(range(-npos, 0)), batch_size=c.batch_size)
+                                     positions=tuple(range(-npos, 0)), batch_size=c.batch_size,
+                                     max_checks=c.selection_checks)
                 self.timings["selection_s"] = s.seconds
                 sel = {"layer": s.layer, "position": s.position, "reason": s.reason,
                        "base_refusal_harmful": s.base_refusal_harmful, "base_refusal_harmless": s.base_refusal_harmless,

@@ -29,9 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 HELDOUT = ["violence", "self_harm"]
 
 # Every knob of the two presets, in one place (docs/results.md quotes them). Budgets are set from measured
-# stage times on a 2-core CPU (docs/results.md): a smollm2 eval (16 prompts x 32 new tokens) ~14 s, an attack
-# step (4 x 80 tokens) ~3.5 s, a RepNoise step (4 x 80) ~15 s. Safety SFT mixes one harmless instruction per
-# refusal (harmless_mix 1.0): refusals alone made the 135M model refuse "What is the capital of Bulgaria?".
+# stage times on a 2-core CPU (docs/history/results-2026-11-28-to-2026-12-02.md): a smollm2 eval
+# (16 prompts x 32 new tokens) ~14 s, an attack step (4 x 80 tokens) ~3.5 s, a RepNoise step (4 x 80) ~15 s.
+# Safety SFT mixes one harmless instruction per refusal (harmless_mix 1.0): refusals alone made the 135M model
+# refuse "What is the capital of Bulgaria?".
 # Checkpoints (1.5 GB of full training state for smollm2) only where a stage runs longer than ~5 minutes.
 # RepNoise: lr 1.2e-4, alpha 1.47, beta 0.075, retain_mix 1 (one harmless instruction per refusal pair in the
 # retain CE, an extension of the paper), 12 steps of 4 x 64 tokens: trial 7 of `alignkit search defence --defence
@@ -40,7 +41,8 @@ HELDOUT = ["violence", "self_harm"]
 # worse than the base's, ROUGE-1 kept. The earlier preset (lr 5e-4, alpha 1, beta 0.25, retain mix 2) resisted more
 # (0.07-0.19 below the base) but raised natural-text perplexity x1.62. Both presets train RepNoise exactly as the
 # search did (12 steps x 64 tokens): the same hyperparameters at the full preset's former budget (32 steps x 96
-# tokens) raised natural-text perplexity x1.45 in a fresh-clone `make demo` (stability fail; docs/results.md).
+# tokens) raised natural-text perplexity x1.45 in a fresh-clone `make demo` (stability fail;
+# docs/history/results-2026-11-28-to-2026-12-02.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "eval_prompts": 32, "max_new_tokens": 40,
