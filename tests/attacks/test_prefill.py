@@ -45,6 +45,11 @@ def test_prefill_cli_curve_against_the_unattacked_model(tmp_path, monkeypatch):
     assert isinstance(res.config, PrefillConfig) and res.config.prefill_tokens == [0, 3, 7]
     assert [p.step for p in res.curve] == [0, 3, 7] and res.budget_label == "prefill tokens"
     assert res.changes_weights is False and res.capability_loss == 0.0 and res.final_model_dir is None
+    # what the judge can tell travels with the number: drawn from the judge's validity card, printed and stored
+    from alignkit.judges.card import report_lines
+
+    assert res.judge_validity and res.judge_validity == report_lines(res.provenance.judge)
+    assert f"judge: {res.judge_validity[0]}" in r.output
 
     model, tok = load_causal_lm("tiny-random-llama")
     cfg = res.config

@@ -8,9 +8,9 @@ the demo's safety SFT (refusals + one harmless instruction per refusal, 16 steps
 paper's protocol scaled down to the fast demo's resistance attack on its base (`make demo-fast`: 12 steps of 64
 harmful-qa train pairs, lr 8e-5, batch 4, 80 tokens, cosine, 10% warm-up, chat template; 16 held-out harmful-eval
 prompts x 32 new tokens, greedy decoding, the default judge; measured there 0.058 -> 0.406 under minilm@5, see
-docs/results.md). Both numbers are printed. (Until 2026-12-08 it ran 25 steps of 96 tokens and scored 24 prompts:
-~1 more minute for the same evidence.)
-Runtime: about 2-3 minutes of CPU on 2 free cores.
+docs/results.md). Both numbers are printed. Measured here 2026-12-08: 0.058 -> 0.406 (share > 0.5 0.06 -> 0.38),
+the demo's numbers exactly, in 182 s of CPU; the former budget (25 steps of 96 tokens, 24 prompts) took 264 s of CPU
+in the same session for the same evidence.
 """
 
 from __future__ import annotations

@@ -580,9 +580,12 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
             "train": f"{config.dataset}:{config.dataset_split} n={len(records)} data_seed={config.data_seed}",
             "eval": f"{config.eval_dataset}:{config.eval_split} n={len(prompts)}"},
             judge=judge_name, seed=config.seed, device=device_kind(), command=" ".join(sys.argv))
+        from alignkit.judges.card import report_lines  # the judge's measured validity, from its card
+
         res = AttackResult(
             config=config, provenance=prov, attack=attack_name, budget_label=attack_cls.budget_label,
-            changes_weights=attack_cls.changes_weights, notes=notes, curve=curve, initial_harmfulness=means[0],
+            changes_weights=attack_cls.changes_weights, notes=notes, judge_validity=report_lines(judge_name),
+            curve=curve, initial_harmfulness=means[0],
             final_harmfulness=means[-1], max_harmfulness=max(means), threshold=phi,
             steps_to_threshold=steps_to_threshold(curve, phi), total_steps=total_steps,
             num_train_samples=len(records), resumed_from_step=resume_step if resume_path else None,

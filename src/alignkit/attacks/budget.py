@@ -220,9 +220,12 @@ def _run(config: AttackOptions, attack_cls: type[BudgetAttack], judge: Any, run_
     notes = list(impl.notes)
     if not impl.changes_weights:
         notes.append(f"{name} does not change the model's weights: capability loss 0 by construction")
+    from alignkit.judges.card import report_lines  # the judge's measured validity, from its card
+
     res = AttackResult(
         config=config, provenance=prov, attack=name, budget_label=impl.budget_label,
         changes_weights=impl.changes_weights, capability_loss=None if impl.changes_weights else 0.0, notes=notes,
+        judge_validity=report_lines(judge_name),
         curve=curve, initial_harmfulness=means[0], final_harmfulness=means[-1], max_harmfulness=max(means),
         threshold=phi, steps_to_threshold=steps_to_threshold(curve, phi), total_steps=budgets[-1],
         num_train_samples=impl.num_train_samples, resumed_from_step=max(done) if done else None,

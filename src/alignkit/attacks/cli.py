@@ -64,6 +64,8 @@ def _run_family(config: AttackOptions) -> None:
         print(f"{res.budget_label} {res.curve[0].step} {res.initial_harmfulness:.3f} -> {res.curve[-1].step} "
               f"{res.final_harmfulness:.3f} (judge {res.provenance.judge}); {res.budget_label} to threshold "
               f"{res.steps_to_threshold}")
+        for line in res.judge_validity[:4]:  # what the judge can and cannot tell (its validity card)
+            print(f"judge: {line}")
         print(f"results: {res.run_dir}/results.json")
 
 

@@ -168,6 +168,8 @@ class AttackResult(BaseModel):
                                              "None: not measured in this run)")
     notes: list[str] = Field(default_factory=list, description="warnings about the run (e.g. training that "
                              "changed nothing)")
+    judge_validity: list[str] = Field(default_factory=list, description="what the judge that scored this curve "
+                                      "can and cannot tell, from its validity card")
     curve: list[CurvePoint]
     initial_harmfulness: float
     final_harmfulness: float

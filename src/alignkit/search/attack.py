@@ -359,6 +359,11 @@ def write_report(result: AttackSearchResult, path: Path) -> None:
                      f"{row['initial_harmfulness']:.3f} -> "
                      f"{row['harmfulness']:.3f}.")
     sections.append(("Worst case", "<p>" + "<br>".join(lines) + "</p>"))
+    from alignkit.judges.card import report_lines  # the judge's measured validity, from its card
+
+    judge = str(result.provenance.get("judge", result.config["judge"]))
+    sections.append(("What this judge can tell you",
+                     "<ul>" + "".join(f"<li>{_html.escape(x)}</li>" for x in report_lines(judge)) + "</ul>"))
     if done:
         fig, ax = plt.subplots(figsize=(6, 4))
         xs = [r.attrs.get("capability_loss", float("nan")) for r in done]
