@@ -32,7 +32,7 @@ demo-fast: assets
 	$(VENV)/bin/alignkit demo --fast
 
 test: assets
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 test-fast: assets
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
