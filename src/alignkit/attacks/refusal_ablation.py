@@ -45,7 +45,7 @@ from alignkit.errors import AlignkitError
 #: the paper's refusal tokens (first token of "I cannot ..." / "As an AI ...")
 DEFAULT_REFUSAL_TOKENS = ("I", "As")
 #: part of the shared-cache key of directions / selections: bump when their computation changes
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 # ------------------------------------------------------------------------------------------------ model parts
@@ -411,8 +411,9 @@ def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Se
 
     Cost control (documented deviation): layers are scored every ``stride`` layers, then the neighbours of the
     best are scored too; only ``positions`` (default: the last token) are candidates; KL and steering are
-    computed in order of the refusal score until one candidate passes, for at most ``max_checks`` candidates
-    (0 = all of them, as the paper).
+    computed in order of the refusal score until one candidate passes; induced refusal is checked for at most
+    ``max_checks`` candidates under the KL bound (0 = all of them, as the paper), after which the first candidate
+    under the bound is taken.
     """
     t0 = time.time()
     if not val_harmful or not val_harmless:
@@ -462,15 +463,19 @@ def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Se
                     score(c.position, l)
     ranked = sorted(cands.values(), key=lambda c: c.refusal)
     chosen, reason = None, ""
-    for c in ranked[:max_checks or None]:
+    steered = 0
+    for c in ranked:  # KL for every candidate in order until one passes; induced refusal for <= max_checks of them
         r = direction_at(directions, c.layer, c.position)
         with ablation_hooks(model, r, full):
             c.kl = kl_fn(base_s, lp(ids_s))
         if not c.kl < kl_bound:
             continue
+        if max_checks and steered >= max_checks:
+            break
         raw = directions[c.position, c.layer]
         with addition_hook(model, c.layer, raw):
             c.steering = float(refusal_scores(lp(ids_s), tok_ids).mean())
+        steered += 1
         if c.steering > 0:
             c.passed = True
             chosen, reason = c, "lowest harmful refusal score with KL under the bound and refusal induced"
@@ -478,9 +483,9 @@ def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Se
     if chosen is None:
         under = [c for c in ranked if c.kl == c.kl and c.kl < kl_bound]
         chosen = under[0] if under else ranked[0]
-        checked = f"of the {min(len(ranked), max_checks or len(ranked))} best" if max_checks else "of all"
-        reason = (f"no candidate {checked} induced refusal when added; lowest refusal score with KL under the bound"
-                  if under else f"no candidate {checked} kept KL under the bound; lowest refusal score")
+        reason = (f"none of the {steered} candidates under the KL bound checked induced refusal when added; lowest "
+                  "refusal score with KL under the bound" if under
+                  else "no candidate kept KL under the bound; lowest refusal score")
     return Selection(position=chosen.position, layer=chosen.layer, candidates=ranked,
                      base_refusal_harmful=float(refusal_scores(base_h, tok_ids).mean()),
                      base_refusal_harmless=float(refusal_scores(base_s, tok_ids).mean()), reason=reason,
@@ -567,8 +572,8 @@ class RefusalAblationConfig(AttackOptions):
                               "share of the model")
     selection_stride: int = Field(2, ge=1, description="selection: score every N-th layer, then the neighbours of "
                                   "the best two (1 = every layer, as the paper)")
-    selection_checks: int = Field(5, ge=0, description="selection: check the KL bound and induced refusal for at "
-                                  "most this many candidates, best refusal score first (0 = all, as the paper)")
+    selection_checks: int = Field(5, ge=0, description="selection: check induced refusal for at most this many "
+                                  "candidates under the KL bound, best refusal score first (0 = all, as the paper)")
     selection_positions: int = Field(1, ge=0, description="selection: candidates at the last N post-instruction "
                                      "positions (0 = all of them, as the paper)")
     layer_units: Literal["layers", "depth"] = Field("layers", description="unit of --direction-layer and the "
