@@ -276,3 +276,14 @@ def test_step0_reused_across_attacks_of_one_model(tmp_path, fake_judge, monkeypa
     calls.clear()
     attack(_cfg(tmp_path, output_dir=str(tmp_path / "d")), judge=OtherJudge(), reuse_step0_from=first.run_dir)
     assert len(calls) == 3  # another judge object behind the same config.judge string: step 0 measured again
+
+
+def test_sweep_function_survives_its_submodule_import():
+    """``alignkit.attacks.sweep`` is the function even after ``alignkit.attacks.sweep`` the module was imported
+    (a first-time submodule import rebinds the package attribute; a second sweep call then failed)."""
+    import importlib
+
+    import alignkit.attacks as attacks
+
+    importlib.import_module("alignkit.attacks.sweep")
+    assert callable(attacks.sweep) and attacks.sweep.__module__ == "alignkit.attacks"

@@ -40,6 +40,10 @@ def _load_families() -> None:
 
 
 _load_families()
+# the submodule sweep.py is loaded here, before the function ``sweep`` below is defined: importing a submodule for
+# the first time sets the package attribute of its name, which would otherwise replace the function by the module
+# the first time the function runs (a second ``alignkit.attacks.sweep(...)`` then failed: 'module' not callable)
+from alignkit.attacks import sweep as _sweep_module  # noqa: E402
 
 
 def attack(config: AttackOptions, *, judge: Any = None, reuse_step0_from: Any = None) -> AttackResult:
@@ -63,9 +67,7 @@ def sweep(config: AttackConfig, *, lrs: Sequence[float] | None = None, samples: 
           seeds: Sequence[int] | None = None, methods: Sequence[str] | None = None, judge: Any = None
           ) -> SweepResult:
     """Attack grid (learning rates x sample sizes x seeds x full/LoRA) with the worst case; see sweep.py."""
-    from alignkit.attacks.sweep import sweep as _sweep
-
-    return _sweep(config, lrs=lrs, samples=samples, seeds=seeds, methods=methods, judge=judge)
+    return _sweep_module.sweep(config, lrs=lrs, samples=samples, seeds=seeds, methods=methods, judge=judge)
 
 
 __all__ = ["ATTACKS", "Attack", "AttackConfig", "AttackFamily", "AttackOptions", "AttackResult", "BudgetAttack",
