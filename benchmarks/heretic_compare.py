@@ -8,7 +8,7 @@ heretic (PyPI ``heretic-llm``, AGPL-3.0) is NOT a dependency of alignkit: instal
 (``python3.11 -m venv /tmp/heretic-venv && /tmp/heretic-venv/bin/pip install torch heretic-llm``); this script only
 runs it (its command line, and its refusal rule through its own ``Evaluator.is_refusal``) in a subprocess.
 
-Protocol (docs/results.md, "Tamper attacks: refusal ablation"):
+Protocol (docs/history/tamper-2026-12-08.md, "Tamper attacks: refusal ablation"):
 
 - prompts (step ``prompts``): 100 held-out harmful prompts (HarmBench standard behaviours, seeded sample; no
   alignkit stage trains or selects on them) and 100 held-out harmless ones (harmless-instructions test split), plus
