@@ -123,3 +123,24 @@ def test_judge_eval_runs_the_fixed_judge_table_on_judgezoo(monkeypatch, tmp_path
                                  "--output", str(out)])
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["judge"].startswith("judgezoo:strong_reject@")
+
+
+def test_judgezoo_judge_on_the_attack_command(monkeypatch, capsys, tmp_path):
+    """The same spec works where any command takes --judge: `alignkit attack` scores its curve with the judgezoo
+    judge (tiny weights via model=PATH), records it as judgezoo:NAME@version, and shows its (absent) validity card."""
+    import json
+    from importlib.metadata import version
+
+    from cli_support import run_alignkit
+
+    out = tmp_path / "run"
+    code, stdout, stderr = run_alignkit(
+        ["attack", "--attack", "prefill", "--model", "tiny-random-llama", "--eval-prompts", "3",
+         "--max-new-tokens", "6", "--prefill-tokens", "0,3", "--judge",
+         f"judgezoo:name=strong_reject,model={_tiny()},batch_size=2", "--output-dir", str(out)],
+        monkeypatch, capsys)
+    assert code == 0, (stdout, stderr)
+    res = json.loads((out / "results.json").read_text())
+    assert res["provenance"]["judge"] == f"judgezoo:strong_reject@{version('judgezoo')}"
+    assert all(0.0 <= p["harmfulness_mean"] <= 1.0 for p in res["curve"]) and len(res["curve"]) == 2
+    assert res["judge_validity"] and "not validated" in " ".join(res["judge_validity"]).lower()
