@@ -353,6 +353,21 @@ def reusable_step0(config: AttackConfig, source: str | Path, judge_name: str | N
     return rows[0], gen
 
 
+def finished_result(run_dir: Path) -> AttackResult | None:
+    """The results.json of a finished run in ``run_dir`` (said in one line), or None (unfinished or unreadable:
+    the run resumes). Both runners, the Trainer path and the budget families, use it."""
+    results_file = run_dir / "results.json"
+    if not results_file.exists():
+        return None
+    try:
+        res = AttackResult.model_validate_json(results_file.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    log(f"run already finished: {run_dir} (final harmfulness {res.final_harmfulness:.3f}); "
+        "pass --overwrite to run it again")
+    return res
+
+
 def _diverged(trainer, model) -> str | None:
     """Main process: the first non-finite parameter of the trained model (None: all finite, or the weights are
     sharded over processes and not checked here)."""
@@ -368,11 +383,6 @@ def run_attack(config: AttackConfig, judge: Any = None, reuse_step0_from: str | 
     """Run (or resume, or report) one attack. ``judge`` overrides ``config.judge`` with a judge object.
     ``reuse_step0_from``: a finished run folder of the same model whose step-0 evaluation is copied instead of
     measured again (see :func:`reusable_step0`; ignored when it does not match)."""
-    from alignkit.harmfulness import evaluate_harmfulness, generate_completions, get_judge, judge_label
-    from alignkit.io import append_jsonl, read_jsonl, write_json
-    from alignkit.models import load_causal_lm, resolve_model
-    from alignkit.provenance import Provenance
-
     run_dir = Path(config.output_dir).expanduser() if config.output_dir else default_run_dir(config)
     folder = RunFolder(run_dir, ignore=RESUME_IGNORED)
     check_judge_import(judge if judge is not None else config.judge, config.allow_judge_import)
@@ -403,15 +413,8 @@ def _run_attack(config: AttackConfig, judge: Any, reuse_step0_from: Any, run_dir
 
     status = on_main(lambda: folder.prepare(config.model_dump(mode="json"), config.overwrite, kind="attack run"))
     state["status"] = status
-    if status == "resume" and results_file.exists():
-        try:
-            res = AttackResult.model_validate_json(results_file.read_text(encoding="utf-8"))
-        except ValueError:
-            res = None
-        if res is not None:
-            log(f"run already finished: {run_dir} (final harmfulness {res.final_harmfulness:.3f}); "
-                "pass --overwrite to run it again")
-            return res
+    if status == "resume" and (res := finished_result(run_dir)) is not None:
+        return res
 
     ck = last_checkpoint(folder.checkpoint_dir) if config.save_checkpoints else None
     resume_step, resume_path = (ck[0], str(ck[1])) if ck else (0, None)

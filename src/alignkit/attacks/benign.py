@@ -21,7 +21,7 @@ from typing import Any, Literal, Optional, Sequence, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from alignkit.attacks.base import ATTACKS, AttackFamily
+from alignkit.attacks.base import ATTACKS
 from alignkit.attacks.config import AttackConfig
 from alignkit.attacks.sft import SFTAttack
 from alignkit.data.records import Prompt, Record
@@ -219,15 +219,6 @@ class Benign(SFTAttack):
     #: config fields that change the step-0 measurement (the prompts the model sees): a step 0 is reused
     #: from another run only when they match
     step0_fields = ("variant",)
-
-    @property
-    def lora(self) -> bool:  # type: ignore[override]
-        return self.config.method == "lora"
-
-    @classmethod
-    def search_space_file(cls, preset: str | None = None):
-        """This family's own space (attacks/spaces/<name>[-<preset>].yaml), not the SFT attack's."""
-        return AttackFamily.search_space_file.__func__(cls, preset)
 
     def load_records(self) -> list:
         cfg = self.config

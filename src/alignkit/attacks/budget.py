@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from alignkit.attacks.base import (ATTACKS, RESUME_IGNORED, AttackFamily, _slug, check_judge_import, curve_from_rows,
-                                   load_eval_prompts, write_curve_plot)
+                                   finished_result, load_eval_prompts, write_curve_plot)
 from alignkit.attacks.config import AttackOptions, AttackResult, steps_to_threshold
 from alignkit.errors import AlignkitError
 from alignkit.training import RunFolder, config_hash, device_kind, log, num_processes
@@ -150,15 +150,8 @@ def _run(config: AttackOptions, attack_cls: type[BudgetAttack], judge: Any, run_
     state["status"] = status
     if not folder.metrics_file.exists():
         atomic_write_text(folder.metrics_file, "")  # marks the folder as an alignkit run folder
-    if status == "resume" and results_file.exists():
-        try:
-            res = AttackResult.model_validate_json(results_file.read_text(encoding="utf-8"))
-        except ValueError:
-            res = None
-        if res is not None:
-            log(f"run already finished: {run_dir} (final harmfulness {res.final_harmfulness:.3f}); "
-                "pass --overwrite to run it again")
-            return res
+    if status == "resume" and (res := finished_result(run_dir)) is not None:
+        return res
     rows = folder.read_metrics()
     done = {int(r["step"]) for r in rows if r.get("type") == "eval"}
     prompts = load_eval_prompts(config)

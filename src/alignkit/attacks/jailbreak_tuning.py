@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 
 from pydantic import Field, model_validator
 
-from alignkit.attacks.base import ATTACKS, AttackFamily
+from alignkit.attacks.base import ATTACKS
 from alignkit.attacks.config import AttackConfig
 from alignkit.attacks.sft import SFTAttack
 from alignkit.errors import AlignkitError
@@ -220,15 +220,6 @@ class JailbreakTuning(SFTAttack):
     #: config fields that change the step-0 measurement (the prompts the model sees): a step 0 is reused
     #: from another run only when they match
     step0_fields = ("jailbreak", "jailbreak_trigger")
-
-    @property
-    def lora(self) -> bool:  # type: ignore[override]
-        return self.config.method == "lora"
-
-    @classmethod
-    def search_space_file(cls, preset: str | None = None):
-        """This family's own space (attacks/spaces/<name>[-<preset>].yaml), not the SFT attack's."""
-        return AttackFamily.search_space_file.__func__(cls, preset)
 
     def transform_records(self, records: list) -> list:
         return jailbreak_records(records, self.config.jailbreak, self.config.jailbreak_trigger)

@@ -63,14 +63,19 @@ def _freeze_sv(model) -> None:
 class SFTAttack(Attack):
     """Harmful supervised fine-tuning (full or LoRA), optionally against a frozen security vector."""
 
-    lora = False
+    @property
+    def lora(self) -> bool:
+        """LoRA or full fine-tuning, from the config's ``method`` (``sft-lora`` is stored as ``method=lora``)."""
+        return self.config.method == "lora"
 
     @classmethod
     def search_space_file(cls, preset: str | None = None) -> Path | None:
-        """The SFT space searches full vs LoRA itself: ``search/spaces/attack[-quick].yaml``."""
+        """The family's own space (``attacks/spaces/<name>[-<preset>].yaml``, e.g. jailbreak-tuning's) when it ships
+        one; else the SFT space, which searches full vs LoRA itself: ``search/spaces/attack[-quick].yaml``."""
+        from alignkit.attacks.base import AttackFamily
         from alignkit.search.space import default_space_file
 
-        return default_space_file("attack", preset)
+        return AttackFamily.search_space_file.__func__(cls, preset) or default_space_file("attack", preset)
 
     def prepare_model(self, model):
         cfg = self.config
@@ -166,9 +171,9 @@ class SFTAttack(Attack):
 
 @ATTACKS.register("sft-full")
 class SFTFull(SFTAttack):
-    lora = False
+    """Full fine-tuning (``method=full``)."""
 
 
 @ATTACKS.register("sft-lora")
 class SFTLora(SFTAttack):
-    lora = True
+    """LoRA through peft (``method=lora``)."""
