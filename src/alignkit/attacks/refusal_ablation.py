@@ -45,7 +45,7 @@ from alignkit.errors import AlignkitError
 #: the paper's refusal tokens (first token of "I cannot ..." / "As an AI ...")
 DEFAULT_REFUSAL_TOKENS = ("I", "As")
 #: part of the shared-cache key of directions / selections: bump when their computation changes
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 # ------------------------------------------------------------------------------------------------ model parts
@@ -482,10 +482,13 @@ def select_direction(model, tokenizer, directions: torch.Tensor, val_harmful: Se
             break
     if chosen is None:
         under = [c for c in ranked if c.kl == c.kl and c.kl < kl_bound]
-        chosen = under[0] if under else ranked[0]
+        # none under the bound: the candidate that disturbs harmless prompts least (the lowest refusal score whatever
+        # its KL wrecked RepNoise's model at layer 4: 94% incoherent answers, which a judge reads as refusals)
+        chosen = under[0] if under else min(ranked, key=lambda c: c.kl if c.kl == c.kl else float("inf"))
         reason = (f"none of the {steered} candidates under the KL bound checked induced refusal when added; lowest "
                   "refusal score with KL under the bound" if under
-                  else "no candidate kept KL under the bound; lowest refusal score")
+                  else f"no candidate kept KL under the bound {kl_bound:g}; the lowest KL ({chosen.kl:.3f}): no usable "
+                  "direction")
     return Selection(position=chosen.position, layer=chosen.layer, candidates=ranked,
                      base_refusal_harmful=float(refusal_scores(base_h, tok_ids).mean()),
                      base_refusal_harmless=float(refusal_scores(base_s, tok_ids).mean()), reason=reason,
